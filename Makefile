@@ -1,0 +1,45 @@
+# The README's commands. Each target creates .venv when it is missing or out of date, so a
+# fresh clone needs nothing but Python 3.11 and this file.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test airflow lint format lock clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@echo "[make] installing pinned dependencies into $(VENV)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q uv || echo "[make] uv unavailable, using pip"
+	@if [ -x $(BIN)/uv ]; then \
+		$(BIN)/uv pip sync --python $(BIN)/python requirements.txt && \
+		$(BIN)/uv pip install --python $(BIN)/python --no-deps -e . ; \
+	else \
+		$(BIN)/pip install -r requirements.txt && $(BIN)/pip install --no-deps -e . ; \
+	fi
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install  ## a realistic month end to end on the embedded warehouse
+	$(BIN)/meterline demo
+
+test: install  ## the whole test suite (CI runs exactly this)
+	$(BIN)/pytest
+
+airflow: install  ## the Airflow UI on http://localhost:8080 (airflow standalone)
+	$(BIN)/meterline airflow standalone
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+lock: install  ## recompile requirements.txt from requirements.in
+	$(BIN)/uv pip compile requirements.in -o requirements.txt --python-version 3.11 --no-header
+
+clean:  ## stop the embedded warehouse and remove local state (keeps .venv)
+	-$(BIN)/meterline warehouse stop
+	rm -rf .warehouse .airflow data dbt_project/target dbt_project/logs

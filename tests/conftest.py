@@ -1,0 +1,87 @@
+"""Shared fixtures: a real PostgreSQL database per test, a migrated Airflow home per session.
+
+The server is the embedded one (`.warehouse/`) unless `WAREHOUSE_URL` names another; tests never
+touch the demo's `meterline` database. Each test gets a database cloned from a template that was
+bootstrapped at the start of the session, so it sees the schemas and roles exactly as a fresh
+install has them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import itertools
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from meterline import airflow_env, warehouse
+from meterline.config import project_root
+
+_counter = itertools.count()
+_PREFIX = f"mlt_{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    """The warehouse server's URL (its own `meterline` database is left alone)."""
+    return warehouse.url()
+
+
+@pytest.fixture(scope="session")
+def template_db(server_url: str):
+    name = f"{_PREFIX}_template"
+    warehouse.drop_database(server_url, name)
+    warehouse.bootstrap(warehouse.with_database(server_url, name))
+    yield name
+    warehouse.drop_database(server_url, name)
+
+
+@pytest.fixture
+def warehouse_url(server_url: str, template_db: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, bootstrapped database for this test; `WAREHOUSE_URL` points at it."""
+    name = f"{_PREFIX}_{next(_counter)}"
+    warehouse.create_database(server_url, name, template=template_db)
+    conninfo = warehouse.with_database(server_url, name)
+    monkeypatch.setenv("WAREHOUSE_URL", conninfo)
+    yield conninfo
+    warehouse.drop_database(server_url, name)
+
+
+@pytest.fixture
+def db(warehouse_url: str):
+    """An autocommit connection to the test's database, acting as the pipeline role."""
+    with warehouse.connect(warehouse_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory, server_url: str) -> Path:
+    """A migrated Airflow home for this session, copied from a template migrated once per machine."""
+    template = project_root() / ".airflow" / "test-template"
+    template.mkdir(parents=True, exist_ok=True)
+    with open(template / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        airflow_env.migrate(airflow_env.environment(template, server_url))
+    home = tmp_path_factory.mktemp("airflow")
+    shutil.copy(template / "airflow.db", home / "airflow.db")
+    return home
+
+
+@pytest.fixture
+def airflow(airflow_home: Path, warehouse_url: str) -> dict[str, str]:
+    """The environment for an Airflow subprocess working on this test's database."""
+    return airflow_env.environment(airflow_home, warehouse_url)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In-process Airflow (DagBag tests) reads its config at first import: point it at a
+    scratch home and our DAGs before any test imports airflow."""
+    import tempfile
+
+    root = project_root()
+    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="meterline-airflow-"))
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(root / "dags")
+    os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(root / "plugins")
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"

@@ -1,0 +1,88 @@
+"""Every DAG file imports cleanly and follows the project's DAG policy."""
+
+from __future__ import annotations
+
+import ast
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from meterline.config import project_root
+
+pytestmark = pytest.mark.dags
+
+DAGS_DIR = project_root() / "dags"
+DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
+# Modules the DAG processor must not import every 30 s at module level of a DAG file.
+HEAVY = {
+    "pandas",
+    "pyarrow",
+    "boto3",
+    "psycopg",
+    "psycopg2",
+    "sqlalchemy",
+    "great_expectations",
+    "dbt",
+    "numpy",
+    "matplotlib",
+    "reportlab",
+    "meterline.warehouse",
+}
+
+# Tasks that must not retry: a decision that failed should be looked at, not repeated.
+NO_RETRY = {("close_billing_period", "gate")}
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_DIR))
+
+
+def test_dagbag_has_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert dagbag.dags, "no DAG found in dags/"
+
+
+def test_every_dag_file_defines_a_dag(dagbag):
+    files_with_dags = {Path(dag.fileloc).name for dag in dagbag.dags.values()}
+    assert files_with_dags == {p.name for p in DAG_FILES}
+
+
+def test_dag_policy(dagbag):
+    problems = []
+    for dag_id, dag in dagbag.dags.items():
+        if not dag.tags:
+            problems.append(f"{dag_id}: no tags")
+        if not (dag.doc_md or "").strip():
+            problems.append(f"{dag_id}: no doc_md")
+        for task in dag.tasks:
+            if not task.owner or task.owner == "airflow":
+                problems.append(f"{dag_id}.{task.task_id}: owner not set")
+            if task.retries < 2 and (dag_id, task.task_id) not in NO_RETRY:
+                problems.append(f"{dag_id}.{task.task_id}: retries {task.retries} < 2")
+            if task.retries and task.retry_delay < timedelta(seconds=1):
+                problems.append(f"{dag_id}.{task.task_id}: no retry delay")
+    assert problems == []
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_catchup_is_set_on_purpose(path: Path):
+    tree = ast.parse(path.read_text())
+    keywords = {kw.arg for node in ast.walk(tree) if isinstance(node, ast.Call) for kw in node.keywords}
+    assert "catchup" in keywords, f"{path.name}: say catchup=True or catchup=False"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_no_heavy_imports_at_module_level(path: Path):
+    tree = ast.parse(path.read_text())
+    imported = set()
+    for node in tree.body:  # module level only; imports inside task functions are fine
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+    heavy = {name for name in imported if name in HEAVY or name.split(".")[0] in HEAVY}
+    assert heavy == set(), f"{path.name} imports {heavy} at module level"

@@ -1,0 +1,94 @@
+"""The warehouse bootstrap on a real PostgreSQL: schemas, roles, grants, idempotence."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+
+from meterline import warehouse
+
+pytestmark = pytest.mark.integration
+
+
+def test_bootstrap_is_idempotent(warehouse_url):
+    assert warehouse.bootstrap(warehouse_url) == []  # the template already applied everything
+    assert warehouse.health(warehouse_url) == {
+        "raw": 0,
+        "staging": 0,
+        "intermediate": 0,
+        "marts": 0,
+        "billing": 0,
+        "ops": 2,
+    }
+
+
+def test_bootstrap_on_a_new_database_creates_it(server_url):
+    name = "mlt_bootstrap_new"
+    warehouse.drop_database(server_url, name)
+    conninfo = warehouse.with_database(server_url, name)
+    try:
+        applied = warehouse.bootstrap(conninfo)
+        assert applied[0] == "001_ops.sql"
+        with warehouse.connect(conninfo) as conn:
+            owners = dict(
+                conn.execute(
+                    "select nspname, pg_get_userbyid(nspowner) from pg_namespace where nspname = any(%s)",
+                    [list(warehouse.SCHEMAS)],
+                ).fetchall()
+            )
+        assert owners == {s: "meterline_pipeline" for s in warehouse.SCHEMAS}
+    finally:
+        warehouse.drop_database(server_url, name)
+
+
+def test_concurrent_bootstraps_apply_each_migration_once(server_url):
+    name = "mlt_bootstrap_race"
+    warehouse.drop_database(server_url, name)
+    conninfo = warehouse.with_database(server_url, name)
+    warehouse.create_database(server_url, name)
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            results.append(warehouse.bootstrap(conninfo))
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert sorted(len(r) for r in results)[:2] == [0, 0]
+        assert sum(len(r) for r in results) == len(warehouse._migrations())
+    finally:
+        warehouse.drop_database(server_url, name)
+
+
+def test_analyst_reads_marts_and_billing_only(db):
+    db.execute("create table marts.t_report (x int)")
+    db.execute("insert into marts.t_report values (1)")
+    db.execute("create table raw.t_secret (x int)")
+    db.execute("set role meterline_analyst")
+    assert db.execute("select x from marts.t_report").fetchall() == [(1,)]
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        db.execute("select x from raw.t_secret")
+    db.execute("reset role")
+    db.execute("set role meterline_analyst")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        db.execute("insert into marts.t_report values (2)")
+
+
+def test_operator_reads_every_schema_by_unqualified_name(db, warehouse_url):
+    db.execute("create table ops.t_runbook (x int)")
+    db.execute("insert into ops.t_runbook values (7)")
+    with psycopg.connect(warehouse_url, user="meterline_operator") as op:
+        assert op.execute("show search_path").fetchone()[0] == "marts, billing, ops, raw"
+        assert op.execute("select x from t_runbook").fetchall() == [(7,)]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            op.execute("delete from t_runbook")
