@@ -57,6 +57,41 @@ def db(warehouse_url: str):
 
 
 @pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    """An S3-compatible server on localhost (moto's server mode) for this session."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the local S3 server; the AWS variables point boto3 and pyarrow at it.
+    Returns `s3://<bucket>`."""
+    import boto3
+
+    for name, value in {
+        "AWS_ENDPOINT_URL_S3": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"meterline-test-{next(_counter)}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    return f"s3://{bucket}"
+
+
+@pytest.fixture(scope="session")
 def airflow_home(tmp_path_factory: pytest.TempPathFactory, server_url: str) -> Path:
     """A migrated Airflow home for this session, copied from a template migrated once per machine."""
     template = project_root() / ".airflow" / "test-template"
@@ -85,3 +120,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(root / "dags")
     os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(root / "plugins")
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    # dbt writes manifests and partial-parse state under target/: one folder per test session,
+    # so sessions running side by side (and the demo) never read each other's half-written files.
+    scratch = Path(tempfile.mkdtemp(prefix="meterline-dbt-"))
+    os.environ["DBT_TARGET_PATH"] = str(scratch / "target")
+    os.environ["DBT_LOG_PATH"] = str(scratch / "logs")
