@@ -16,8 +16,17 @@ def test_warehouse_setup_runs_and_is_audited(airflow, warehouse_url):
     airflow_env.dags_test("warehouse_setup", airflow)
 
     with warehouse.connect(warehouse_url, autocommit=True) as conn:
-        assert warehouse.health(warehouse_url)["marts"] == 0
+        tables = warehouse.health(warehouse_url)
         rows = conn.execute(
             "select actor, action, resource, metadata -> 'tables' ->> 'ops' from ops.audit_log"
         ).fetchall()
-    assert rows == [("airflow:warehouse_setup", "warehouse.bootstrapped", "warehouse", "2")]
+    assert rows == [("airflow:warehouse_setup", "warehouse.bootstrapped", "warehouse", str(tables["ops"]))]
+
+    # The listener plugin recorded the run and each task, with the counts the task returned.
+    with warehouse.connect(warehouse_url, autocommit=True) as conn:
+        runs = conn.execute(
+            "select task_id, state, counts from ops.pipeline_runs where dag_id = 'warehouse_setup' order by task_id"
+        ).fetchall()
+    states = [(task, state) for task, state, _ in runs]
+    assert states == [("", "success"), ("bootstrap", "success"), ("check", "success")]
+    assert runs[2][2] == tables

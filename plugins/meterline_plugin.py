@@ -1,0 +1,84 @@
+"""meterline's Airflow plugin: a listener that records every DAG run and task outcome, with the
+task's counts, in the warehouse's `ops.pipeline_runs`."""
+
+from __future__ import annotations
+
+from airflow.listeners import hookimpl
+from airflow.plugins_manager import AirflowPlugin
+
+
+def _task_record(task_instance, state: str, error=None):
+    from meterline.runs import RunRecord, counts_of
+
+    counts = {}
+    if state == "success":
+        try:
+            counts = counts_of(task_instance.xcom_pull(task_ids=task_instance.task_id, key="return_value"))
+        except Exception:  # a task without a return value has no counts
+            counts = {}
+    context = task_instance.get_template_context() if hasattr(task_instance, "get_template_context") else {}
+    dag_run = context.get("dag_run")
+    return RunRecord(
+        dag_id=task_instance.dag_id,
+        run_id=task_instance.run_id,
+        task_id=task_instance.task_id,
+        map_index=getattr(task_instance, "map_index", -1) or -1,
+        state=state,
+        try_number=getattr(task_instance, "try_number", None),
+        logical_date=getattr(dag_run, "logical_date", None),
+        data_interval_start=getattr(dag_run, "data_interval_start", None),
+        data_interval_end=getattr(dag_run, "data_interval_end", None),
+        started_at=getattr(task_instance, "start_date", None),
+        ended_at=getattr(task_instance, "end_date", None),
+        counts=counts,
+        error=str(error)[:2000] if error else None,
+    )
+
+
+def _dag_run_record(dag_run, state: str, msg: str):
+    from meterline.runs import RunRecord
+
+    return RunRecord(
+        dag_id=dag_run.dag_id,
+        run_id=dag_run.run_id,
+        state=state,
+        logical_date=dag_run.logical_date,
+        data_interval_start=dag_run.data_interval_start,
+        data_interval_end=dag_run.data_interval_end,
+        started_at=dag_run.start_date,
+        ended_at=dag_run.end_date,
+        error=msg if state == "failed" else None,
+    )
+
+
+class RunRecorder:
+    """Listener hooks; each writes one row and never raises into Airflow."""
+
+    @hookimpl
+    def on_task_instance_success(self, previous_state, task_instance):
+        from meterline.runs import record_safely
+
+        record_safely(_task_record(task_instance, "success"))
+
+    @hookimpl
+    def on_task_instance_failed(self, previous_state, task_instance, error):
+        from meterline.runs import record_safely
+
+        record_safely(_task_record(task_instance, "failed", error))
+
+    @hookimpl
+    def on_dag_run_success(self, dag_run, msg):
+        from meterline.runs import record_safely
+
+        record_safely(_dag_run_record(dag_run, "success", msg))
+
+    @hookimpl
+    def on_dag_run_failed(self, dag_run, msg):
+        from meterline.runs import record_safely
+
+        record_safely(_dag_run_record(dag_run, "failed", msg))
+
+
+class MeterlinePlugin(AirflowPlugin):
+    name = "meterline"
+    listeners = [RunRecorder()]
