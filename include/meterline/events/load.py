@@ -1,0 +1,310 @@
+"""Loading one day partition of usage-event dumps into `raw.events`, exactly once.
+
+For the files under `events/year=YYYY/month=MM/day=DD/` of the landing zone (local or `s3://`):
+skip a file whose path and sha256 are in `raw.ingested_files`; validate the rest with Arrow
+(`meterline.events.validate`); COPY the good rows into a temporary staging table, then insert
+them into `raw.events` in file and line order with `on conflict (idempotency_key) do nothing`,
+so the first delivery of an event wins and a re-delivery — in the same file, another file or
+another day — is counted as a duplicate; quarantine invalid rows in `raw.events_rejected` with
+file, line and reason; record each file's counts in `raw.ingested_files`.
+
+Everything happens in one transaction, under an advisory lock per partition: a crash (or a
+killed process) leaves the tables exactly as they were, and two loaders of one day queue.
+Paths are recorded relative to the landing zone, so the same files under another `LANDING_URL`
+(a local folder or its copy in S3) are the same files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from psycopg import sql
+
+from meterline import warehouse
+from meterline.config import settings
+from meterline.events import SUFFIXES, partition_prefix
+from meterline.events.validate import Batch, file_format, raw_records, read_jsonl, read_parquet, validate
+from meterline.landing import Zone
+
+log = logging.getLogger(__name__)
+APPLICATION_NAME = "meterline.events.load"
+_CSV = pacsv.WriteOptions(include_header=False)
+# How many rejected rows per file the log names one by one (all are in raw.events_rejected).
+_LOGGED_REJECTIONS = 5
+
+
+@dataclass
+class FileResult:
+    path: str
+    checksum: str
+    file_format: str
+    size_bytes: int
+    skipped: bool = False
+    rows_read: int = 0
+    rows_loaded: int = 0
+    duplicates: int = 0
+    rejected: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class PartitionResult:
+    day: date
+    files: list[FileResult]
+
+    def _sum(self, name: str) -> int:
+        return sum(getattr(f, name) for f in self.files if not f.skipped)
+
+    @property
+    def files_read(self) -> int:
+        return sum(1 for f in self.files if not f.skipped)
+
+    @property
+    def files_skipped(self) -> int:
+        return sum(1 for f in self.files if f.skipped)
+
+    @property
+    def rows_read(self) -> int:
+        return self._sum("rows_read")
+
+    @property
+    def rows_loaded(self) -> int:
+        return self._sum("rows_loaded")
+
+    @property
+    def duplicates(self) -> int:
+        return self._sum("duplicates")
+
+    @property
+    def rejected_by_reason(self) -> dict[str, int]:
+        total: Counter = Counter()
+        for f in self.files:
+            total.update(f.rejected)
+        return dict(sorted(total.items()))
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejected_by_reason.values())
+
+    def as_dict(self) -> dict:
+        return {
+            "day": self.day.isoformat(),
+            "files_read": self.files_read,
+            "files_skipped": self.files_skipped,
+            "rows_read": self.rows_read,
+            "rows_loaded": self.rows_loaded,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "rejected_by_reason": self.rejected_by_reason,
+        }
+
+    def summary(self) -> str:
+        reasons = ", ".join(f"{k}={v}" for k, v in self.rejected_by_reason.items()) or "none"
+        return (
+            f"events {self.day}: files read {self.files_read} (skipped, already ingested: {self.files_skipped}), "
+            f"rows read {self.rows_read}, loaded {self.rows_loaded}, duplicates {self.duplicates}, "
+            f"rejected {self.rejected} ({reasons})"
+        )
+
+
+def _parse(path: str, data: bytes) -> Batch:
+    if file_format(path) == "parquet":
+        return read_parquet(path, pa.BufferReader(data))
+    return read_jsonl(path, data)
+
+
+def _copy(conn: psycopg.Connection, table: str, columns: list[str], rows: pa.Table) -> None:
+    """COPY an Arrow table through CSV written by Arrow in C: no Python loop per row."""
+    if rows.num_rows == 0:
+        return
+    sink = io.BytesIO()
+    pacsv.write_csv(rows, sink, _CSV)
+    statement = sql.SQL("copy {} ({}) from stdin (format csv)").format(
+        sql.Identifier(*table.split(".")), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with conn.cursor().copy(statement) as copy:
+        view = sink.getbuffer()
+        for start in range(0, len(view), 8 << 20):
+            copy.write(view[start : start + (8 << 20)])
+
+
+def _no_nul(values: pa.Array) -> pa.Array:
+    # PostgreSQL text cannot hold NUL; quarantined records keep it visible as an escape.
+    return pc.replace_substring(values, "\x00", "\\u0000")
+
+
+STAGE_COLUMNS = [
+    "event_id",
+    "idempotency_key",
+    "subscription_id",
+    "event_type",
+    "properties",
+    "timestamp",
+    "signature",
+    "source_file",
+    "line_no",
+    "file_seq",
+]
+REJECT_COLUMNS = [
+    "source_file",
+    "checksum",
+    "line_no",
+    "reason",
+    "raw_record",
+    "idempotency_key",
+    "timestamp",
+    "partition_date",
+]
+
+
+def load_partition(
+    day: date,
+    *,
+    landing_url: str | None = None,
+    conninfo: str | None = None,
+    signing_key: str | None = None,
+    now: datetime | None = None,
+) -> PartitionResult:
+    """Load the day partition `day`; returns what was read, loaded, duplicated and rejected."""
+    cfg = settings()
+    zone = Zone(landing_url or cfg.landing_url)
+    key = signing_key if signing_key is not None else cfg.signing_key
+    now = now or datetime.now(UTC)
+    landed = zone.list(partition_prefix(day), SUFFIXES)
+    results: list[FileResult] = []
+    goods: list[pa.Table] = []
+    rejects: list[pa.Table] = []
+
+    with warehouse.connect(conninfo or warehouse.url()) as conn:
+        conn.execute("select set_config('application_name', %s, false)", [APPLICATION_NAME])
+        conn.execute("select pg_advisory_xact_lock(hashtext('meterline.events.load'), %s)", [day.toordinal()])
+        seen = set(
+            conn.execute(
+                "select source_file, checksum from raw.ingested_files where feed = 'events' and source_file = any(%s)",
+                [[f.path for f in landed]],
+            ).fetchall()
+        )
+        known_subscriptions = pa.array(
+            [r[0] for r in conn.execute("select distinct subscription_id::text from raw.catalog_subscriptions")],
+            pa.string(),
+        )
+        known_types = pa.array(
+            [r[0] for r in conn.execute("select distinct event_type from raw.catalog_metrics")], pa.string()
+        )
+
+        for seq, landed_file in enumerate(landed):
+            data = zone.read_bytes(landed_file.path)
+            result = FileResult(
+                landed_file.path, hashlib.sha256(data).hexdigest(), file_format(landed_file.path), len(data)
+            )
+            results.append(result)
+            if (result.path, result.checksum) in seen:
+                result.skipped = True
+                log.info("%s: already ingested (same checksum), skipped", result.path)
+                continue
+            batch = _parse(result.path, data)
+            reason, ts = validate(
+                batch, known_subscriptions=known_subscriptions, known_event_types=known_types, now=now, signing_key=key
+            )
+            ok = pc.is_null(reason)
+            result.rows_read = batch.num_rows
+            n_good = pc.sum(ok).as_py() or 0
+            cols = batch.columns
+            goods.append(
+                pa.table(
+                    {
+                        "event_id": cols["event_id"],
+                        "idempotency_key": cols["idempotency_key"],
+                        "subscription_id": cols["subscription_id"],
+                        "event_type": cols["event_type"],
+                        "properties": cols["properties"],
+                        "timestamp": ts,
+                        "signature": cols["signature"],
+                        "source_file": pa.repeat(pa.scalar(result.path), batch.num_rows),
+                        "line_no": batch.line_no,
+                        "file_seq": pa.repeat(pa.scalar(seq, pa.int32()), batch.num_rows),
+                    }
+                ).filter(ok)
+            )
+            if n_good < batch.num_rows:
+                bad = pc.indices_nonzero(pc.invert(ok))
+                reasons = reason.take(bad)
+                result.rejected.update(reasons.to_pylist())
+                rejects.append(
+                    pa.table(
+                        {
+                            "source_file": pa.repeat(pa.scalar(result.path), len(bad)),
+                            "checksum": pa.repeat(pa.scalar(result.checksum), len(bad)),
+                            "line_no": batch.line_no.take(bad),
+                            "reason": reasons,
+                            "raw_record": _no_nul(pa.array(raw_records(batch, bad.to_pylist()), pa.string())),
+                            "idempotency_key": _no_nul(cols["idempotency_key"].take(bad)),
+                            "timestamp": ts.take(bad),
+                            "partition_date": pa.repeat(pa.scalar(day, pa.date32()), len(bad)),
+                        }
+                    )
+                )
+                for line, why in list(zip(batch.line_no.take(bad).to_pylist(), reasons.to_pylist(), strict=True))[
+                    :_LOGGED_REJECTIONS
+                ]:
+                    log.warning("%s line %s: rejected, %s", result.path, line, why)
+
+        conn.execute(
+            "create temp table events_stage ("
+            " event_id text, idempotency_key text, subscription_id text, event_type text, properties text,"
+            ' "timestamp" timestamptz, signature text, source_file text, line_no int, file_seq int'
+            ") on commit drop"
+        )
+        if goods:
+            _copy(conn, "events_stage", STAGE_COLUMNS, pa.concat_tables(goods))
+        loaded = dict(
+            conn.execute(
+                """
+                with inserted as (
+                    insert into raw.events (event_id, idempotency_key, subscription_id, event_type, properties,
+                                            "timestamp", signature, source_file, line_no, partition_date)
+                    select event_id::uuid, idempotency_key, lower(subscription_id)::uuid, event_type,
+                           properties::jsonb, "timestamp", signature, source_file, line_no, %s
+                    from events_stage
+                    order by file_seq, line_no
+                    on conflict (idempotency_key) do nothing
+                    returning source_file
+                )
+                select source_file, count(*) from inserted group by source_file
+                """,
+                [day],
+            ).fetchall()
+        )
+        if rejects:
+            _copy(conn, "raw.events_rejected", REJECT_COLUMNS, pa.concat_tables(rejects))
+        for r in results:
+            if r.skipped:
+                continue
+            r.rows_loaded = loaded.get(r.path, 0)
+            r.duplicates = r.rows_read - sum(r.rejected.values()) - r.rows_loaded
+            conn.execute(
+                "insert into raw.ingested_files (source_file, checksum, feed, partition_date, file_format, size_bytes,"
+                " rows_read, rows_loaded, duplicates, rejected) values (%s, %s, 'events', %s, %s, %s, %s, %s, %s, %s)",
+                [r.path, r.checksum, day, r.file_format, r.size_bytes, r.rows_read, r.rows_loaded, r.duplicates,
+                 sum(r.rejected.values())],
+            )  # fmt: skip
+            log.info(
+                "%s: rows read %d, loaded %d, duplicates %d, rejected %d %s",
+                r.path,
+                r.rows_read,
+                r.rows_loaded,
+                r.duplicates,
+                sum(r.rejected.values()),
+                dict(r.rejected) or "",
+            )
+    outcome = PartitionResult(day, results)
+    log.info(outcome.summary())
+    return outcome
