@@ -1,0 +1,1 @@
+"""AWS Cost and Usage Reports: discover deliveries, normalise three formats, load atomically, generate."""
