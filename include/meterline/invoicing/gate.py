@@ -1,0 +1,341 @@
+"""The invoice gate for period P: decide which drafts may leave, and say why the others may not.
+
+Checks have a scope (DESIGN.md "The gate and emission"):
+- period-wide checks block every invoice of P: the data-quality suites on usage, allocation,
+  coverage, rejection rate, freshness and the dbt tests on the billing models, and the
+  reconciliation (no `recon_summary` row of P may be `failed`);
+- invoice-level checks block their draft only: a pricing configuration error reported by dbt in
+  `invoice_header`, or a draft failing its own expectations (suite `invoice_drafts`).
+
+Every check evaluated is one `ops.invoice_gate` row of the run (failing invoice-level checks one
+row per draft they block); `invoice_header` reads them to show drafts as blocked with their
+reasons. An operator may override one named check for one period with a justification: the row
+stays failed with `overridden = true`, and the override is audited.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+
+from meterline import audit, warehouse
+from meterline.invoicing.period import Period
+from meterline.quality.suites import DBT_SUITE, GX_SUITES
+
+log = logging.getLogger(__name__)
+
+PRICING_CHECK = "pricing_configuration"
+RECON_CHECK = "reconciliation"
+
+
+class GateFailed(RuntimeError):
+    """The period is blocked; the message says which checks, which rows and where to look."""
+
+
+@dataclass
+class GateCheck:
+    name: str
+    scope: str  # period | invoice
+    passed: bool
+    reason: str | None = None
+    invoice_id: str | None = None  # invoice scope: the draft it blocks
+    overridden: bool = False
+
+    @property
+    def blocks(self) -> bool:
+        return not self.passed and not self.overridden
+
+
+@dataclass
+class GateDecision:
+    run_id: str
+    period: Period
+    checks: list[GateCheck]
+    decided_at: datetime | None = None
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def period_failures(self) -> list[GateCheck]:
+        return [c for c in self.checks if c.scope == "period" and c.blocks]
+
+    @property
+    def passed(self) -> bool:
+        """The period passes: its invoices may be emitted, except those blocked on their own."""
+        return not self.period_failures
+
+    @property
+    def blocked_invoices(self) -> dict[str, list[str]]:
+        blocked: dict[str, list[str]] = {}
+        for check in self.checks:
+            if check.scope == "invoice" and check.invoice_id and check.blocks:
+                blocked.setdefault(check.invoice_id, []).append(f"{check.name}: {check.reason}")
+        return blocked
+
+    def summary(self) -> str:
+        """What an operator reads in the task log."""
+        head = f"gate {self.run_id} for {self.period}: "
+        overridden = [c for c in self.checks if c.overridden]
+        lines = []
+        if self.passed:
+            blocked = self.blocked_invoices
+            lines.append(head + f"PASSED ({len(blocked)} invoice(s) blocked on their own)")
+            lines += [f"  blocked {draft}: {'; '.join(reasons)}" for draft, reasons in sorted(blocked.items())]
+        else:
+            lines.append(head + f"BLOCKED: {len(self.period_failures)} period-wide check(s) failed; nothing is emitted")
+            lines += [f"  {c.name}: {c.reason}" for c in self.period_failures]
+            lines.append(
+                f"  fix the data and re-run (meterline gate --period {self.period}), or override one check with"
+                f" a justification (meterline gate --period {self.period} --override CHECK='why')"
+            )
+        lines += [
+            f"  overridden {c.name}{' for ' + c.invoice_id if c.invoice_id else ''}: {c.reason}" for c in overridden
+        ]
+        lines.append(f"  all rows: select * from ops.invoice_gate where run_id = '{self.run_id}'")
+        return "\n".join(lines)
+
+
+def _short(value: object, limit: int = 300) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _relation_exists(conn: psycopg.Connection, name: str) -> bool:
+    return conn.execute("select to_regclass(%s)", [name]).fetchone()[0] is not None
+
+
+def _dq_checks(conn: psycopg.Connection, period: Period, required: tuple[str, ...]) -> list[GateCheck]:
+    latest = dict(
+        conn.execute(
+            "select distinct on (suite) suite, dq_run_id from ops.dq_results where period_start = %s"
+            " order by suite, run_at desc, dq_result_id desc",
+            [period.start],
+        ).fetchall()
+    )
+    checks: list[GateCheck] = []
+    for suite in required:
+        run_id = latest.get(suite)
+        if run_id is None:
+            checks.append(
+                GateCheck(
+                    f"dq.{suite}",
+                    "period",
+                    False,
+                    f"no data-quality results for suite {suite} in {period}: run the suites first"
+                    f" (meterline quality --period {period})",
+                )
+            )
+            continue
+        rows = conn.execute(
+            "select expectation, scope, success, observed_value, failing_keys, detail from ops.dq_results"
+            " where dq_run_id = %s and suite = %s order by dq_result_id",
+            [run_id, suite],
+        ).fetchall()
+        for expectation, scope, success, observed, keys, detail in rows:
+            name = f"dq.{suite}.{expectation}"
+            where = f"ops.dq_results where dq_run_id = '{run_id}' and expectation = '{expectation}'"
+            if success:
+                checks.append(GateCheck(name, scope, True))
+            elif scope == "invoice":
+                for key in keys:
+                    checks.append(
+                        GateCheck(name, "invoice", False, f"draft fails {expectation}; see {where}", invoice_id=key)
+                    )
+            else:
+                explanation = detail.get("reason") or detail.get("message") or detail.get("error")
+                observed_text = f"observed {_short(observed)}" if observed is not None else ""
+                checks.append(
+                    GateCheck(
+                        name,
+                        "period",
+                        False,
+                        "; ".join(x for x in (f"{suite} {expectation} failed", explanation, observed_text) if x)
+                        + f"; see {where}",
+                    )
+                )
+    return checks
+
+
+def _recon_check(conn: psycopg.Connection, period: Period) -> GateCheck:
+    if not _relation_exists(conn, "marts.recon_summary"):
+        return GateCheck(RECON_CHECK, "period", False, "marts.recon_summary does not exist: build the reconciliation")
+    rows = conn.execute(
+        "select recon_id, service, raw_cost, allocated_cost, variance_pct, status from marts.recon_summary"
+        " where period_start = %s order by service",
+        [period.start],
+    ).fetchall()
+    if not rows:
+        return GateCheck(
+            RECON_CHECK, "period", False, f"no marts.recon_summary row for {period}: the reconciliation has not run"
+        )
+    failed = [r for r in rows if r[5] == "failed"]
+    if not failed:
+        return GateCheck(RECON_CHECK, "period", True)
+    recon_id = failed[0][0]
+    detail = ", ".join(
+        f"{svc} variance {pct} % (raw {raw}, allocated {alloc})" for _, svc, raw, alloc, pct, _ in failed
+    )
+    return GateCheck(
+        RECON_CHECK,
+        "period",
+        False,
+        f"{len(failed)} recon_summary row(s) failed: {detail}; see marts.recon_summary and"
+        f" marts.recon_exceptions where recon_id = '{recon_id}'",
+    )
+
+
+def _strip_known(text: str, known: list[str]) -> str:
+    for piece in sorted(known, key=len, reverse=True):
+        text = text.replace(piece, " ")
+    return text
+
+
+def _pricing_checks(conn: psycopg.Connection, period: Period, previous: GateDecision | None) -> list[GateCheck]:
+    """Drafts dbt marked blocked for a pricing configuration error.
+
+    invoice_header also shows as blocked what the previous gate run found; those reasons are
+    not dbt's, so they are taken out of blocked_reason before deciding (else a fixed problem
+    would block forever). Errors that persist are also caught by the `invoice_drafts` suite.
+    """
+    if not _relation_exists(conn, "marts.invoice_header"):
+        return [GateCheck(PRICING_CHECK, "period", False, "marts.invoice_header does not exist: build the invoices")]
+    rows = conn.execute(
+        "select invoice_id, blocked_reason from marts.invoice_header"
+        " where period_start = %s and status = 'blocked' order by invoice_id",
+        [period.start],
+    ).fetchall()
+    checks = []
+    for draft, reason in rows:
+        known: list[str] = []
+        if previous:
+            for c in previous.checks:
+                if not c.passed and (c.scope == "period" or c.invoice_id == draft):
+                    known += [c.reason or "", c.name]
+        leftover = _strip_known(reason or "", [k for k in known if k])
+        if re.sub(r"[\W_]+", "", leftover):
+            checks.append(
+                GateCheck(
+                    PRICING_CHECK,
+                    "invoice",
+                    False,
+                    f"{(reason or '').strip()}; see marts.invoice_header and marts.invoice_draft_lines"
+                    f" where invoice_id = '{draft}'",
+                    invoice_id=draft,
+                )
+            )
+    if not checks:
+        checks.append(GateCheck(PRICING_CHECK, "invoice", True))
+    return checks
+
+
+def latest_decision(conn: psycopg.Connection, period: str | Period) -> GateDecision | None:
+    """The most recent gate run of the period, as recorded in ops.invoice_gate."""
+    period = Period.parse(period)
+    head = conn.execute(
+        "select run_id, max(decided_at) from ops.invoice_gate where period_start = %s"
+        " group by run_id order by max(decided_at) desc, run_id desc limit 1",
+        [period.start],
+    ).fetchone()
+    if head is None:
+        return None
+    rows = conn.execute(
+        "select check_name, scope, passed, reason, invoice_id, overridden from ops.invoice_gate"
+        " where run_id = %s order by gate_row_id",
+        [head[0]],
+    ).fetchall()
+    return GateDecision(head[0], period, [GateCheck(*row) for row in rows], decided_at=head[1])
+
+
+def evaluate_gate(
+    conninfo: str,
+    period: str | Period,
+    overrides: Mapping[str, str] | None = None,
+    *,
+    actor: str = "gate",
+    require_dbt: bool = True,
+) -> GateDecision:
+    """Evaluate every check for `period`, record the decision, and return it (never raises on a
+    blocked period: call `require_pass` where a failure must fail the task)."""
+    period = Period.parse(period)
+    overrides = dict(overrides or {})
+    for check_name, justification in overrides.items():
+        if not (justification or "").strip():
+            raise ValueError(f"override of {check_name} needs a justification")
+    required = GX_SUITES + ((DBT_SUITE,) if require_dbt else ())
+    run_id = f"gate-{period.label}-{uuid.uuid4().hex[:12]}"
+    with warehouse.transaction(conninfo) as conn:
+        # One gate run per period at a time: the rows of a run appear together.
+        conn.execute("select pg_advisory_xact_lock(hashtext('meterline.gate'), hashtext(%s))", [period.label])
+        previous = latest_decision(conn, period)
+        checks = [*_dq_checks(conn, period, required), _recon_check(conn, period)]
+        checks += _pricing_checks(conn, period, previous)
+        names = {c.name for c in checks}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ValueError(
+                f"override names no check of this gate: {', '.join(unknown)}; checks are: {', '.join(sorted(names))}"
+            )
+        for check in checks:
+            if check.name in overrides and not check.passed:
+                check.overridden = True
+                check.reason = f"{check.reason} [overridden by {actor}: {overrides[check.name]}]"
+        (decided_at,) = conn.execute("select now()").fetchone()
+        for check in checks:
+            conn.execute(
+                "insert into ops.invoice_gate (run_id, period_start, check_name, scope, invoice_id, passed,"
+                " overridden, reason, decided_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    run_id,
+                    period.start,
+                    check.name,
+                    check.scope,
+                    check.invoice_id,
+                    check.passed,
+                    check.overridden,
+                    check.reason,
+                    decided_at,
+                ],
+            )
+        decision = GateDecision(run_id, period, checks, decided_at=decided_at, overrides=overrides)
+        for check_name, justification in sorted(overrides.items()):
+            overridden = [c for c in checks if c.name == check_name and c.overridden]
+            audit.record(
+                conn,
+                actor=actor,
+                action="gate.check_overridden",
+                resource=f"period:{period}",
+                metadata={
+                    "run_id": run_id,
+                    "check_name": check_name,
+                    "justification": justification,
+                    "rows_overridden": len(overridden),
+                    "invoice_ids": [c.invoice_id for c in overridden if c.invoice_id],
+                },
+            )
+        audit.record(
+            conn,
+            actor=actor,
+            action="gate.passed" if decision.passed else "gate.blocked",
+            resource=f"period:{period}",
+            metadata={
+                "run_id": run_id,
+                "period_failures": [c.name for c in decision.period_failures],
+                "blocked_invoices": sorted(decision.blocked_invoices),
+                "overrides": sorted(overrides),
+            },
+        )
+    (log.info if decision.passed else log.error)("%s", decision.summary())
+    return decision
+
+
+def require_pass(decision: GateDecision) -> GateDecision:
+    """Raise GateFailed (the task fails, with the operator's message) unless the period passed."""
+    if not decision.passed:
+        raise GateFailed(decision.summary())
+    return decision

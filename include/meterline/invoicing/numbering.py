@@ -1,0 +1,24 @@
+"""Gap-free document numbers per series and year (`INV-2025-000123`, `CN-2025-000004`).
+
+The counter row is incremented in the caller's transaction and stays locked until it ends: a
+document that is rolled back gives its number back, and concurrent issuers take turns, so the
+committed numbers of a year are exactly 1..N.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+SERIES = ("INV", "CN")
+
+
+def next_number(conn: psycopg.Connection, series: str, year: int) -> str:
+    if series not in SERIES:
+        raise ValueError(f"unknown document series {series!r}; expected one of {SERIES}")
+    (number,) = conn.execute(
+        "insert into billing.document_counters (series, year, last_number) values (%s, %s, 1)"
+        " on conflict (series, year) do update set last_number = billing.document_counters.last_number + 1"
+        " returning last_number",
+        [series, year],
+    ).fetchone()
+    return f"{series}-{year}-{number:06d}"

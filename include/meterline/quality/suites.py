@@ -1,0 +1,479 @@
+"""The data-quality suites the invoice gate reads, as code: great-expectations 1.x against the
+warehouse (one SQL datasource, one query asset per suite scoped to the period), and the dbt
+tests on the billing models. Every expectation evaluated becomes one `ops.dq_results` row.
+
+Suites and the scope of what they find:
+- `usage_hourly` (period): keys unique, counts non-negative, hours on the hour and inside P;
+- `fact_cost_allocated` (period): allocated equals raw CUR cost per service, to the cent;
+- `invoice_coverage` (period): every subscription active in P has exactly one draft, and no
+  draft exists for a subscription that was not active;
+- `invoice_drafts` (invoice): totals consistent, lines add up, currency valid, total not negative,
+  a tax rate and every price present; each failure names the drafts (invoice_id) it concerns;
+- `events_rejected` (period): the share of P's event rows rejected is under the threshold;
+- `freshness` (period): events through the end of P, a loaded CUR delivery for P;
+- `dbt_billing` (period): `dbt test` on the billing models.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from meterline import warehouse
+from meterline.config import settings
+from meterline.invoicing.money import minor_units_table
+from meterline.invoicing.period import Period
+
+log = logging.getLogger(__name__)
+
+GX_SUITES = (
+    "usage_hourly",
+    "fact_cost_allocated",
+    "invoice_coverage",
+    "invoice_drafts",
+    "events_rejected",
+    "freshness",
+)
+DBT_SUITE = "dbt_billing"
+DBT_BILLING_SELECT = "invoice_header invoice_draft_lines"
+# The CUR cost column allocation conserves (DESIGN: allocation is of the unblended cost).
+RAW_COST_COLUMN = "unblended_cost"
+# Events must reach the last day of the period: the feed is a daily partition.
+EVENTS_FRESH_WITHIN = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    label: str
+    build: Callable[[Any], Any]  # gx module -> an expectation instance
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    requires: tuple[str, ...]  # relations that must exist for the query to mean anything
+    query: sql.Composable
+    expectations: tuple[Expectation, ...]
+    key_column: str | None = None  # invoice-scope suites: the column naming the failing draft
+
+
+@dataclass
+class ExpectationResult:
+    suite: str
+    expectation: str
+    scope: str
+    success: bool
+    observed_value: Any = None
+    unexpected_count: int | None = None
+    failing_keys: list[str] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SuiteRun:
+    dq_run_id: str
+    period: Period
+    results: list[ExpectationResult]
+    seconds: float = 0.0
+
+    @property
+    def failures(self) -> list[ExpectationResult]:
+        return [r for r in self.results if not r.success]
+
+    @property
+    def success(self) -> bool:
+        return not self.failures
+
+
+def _lit(value: Any) -> sql.Literal:
+    return sql.Literal(value)
+
+
+def _suites(period: Period, rejection_pct: Decimal, currencies: list[str]) -> list[Suite]:
+    start, end = _lit(period.start), _lit(period.end)
+    first_hour = datetime.combine(period.start, datetime.min.time(), UTC)
+    last_hour = datetime.combine(period.end, datetime.min.time(), UTC) - timedelta(hours=1)
+    events_due = datetime.combine(period.end, datetime.min.time(), UTC) - EVENTS_FRESH_WITHIN
+    ex = _expectation
+    return [
+        Suite(
+            "usage_hourly",
+            ("marts.usage_hourly",),
+            sql.SQL(
+                "select subscription_id::text as subscription_id, event_type, hour, event_count, total_tokens,"
+                " extract(epoch from hour - date_trunc('hour', hour)) as seconds_past_hour"
+                " from marts.usage_hourly"
+                " where hour is null or (hour >= {start}::timestamptz and hour < {end}::timestamptz)"
+            ).format(start=start, end=end),
+            (
+                ex(
+                    "keys_unique",
+                    "ExpectCompoundColumnsToBeUnique",
+                    column_list=["subscription_id", "event_type", "hour"],
+                ),
+                ex("event_count_non_negative", "ExpectColumnValuesToBeBetween", column="event_count", min_value=0),
+                ex("total_tokens_non_negative", "ExpectColumnValuesToBeBetween", column="total_tokens", min_value=0),
+                ex("event_count_present", "ExpectColumnValuesToNotBeNull", column="event_count"),
+                ex("hour_present", "ExpectColumnValuesToNotBeNull", column="hour"),
+                ex("hours_on_the_hour", "ExpectColumnValuesToBeInSet", column="seconds_past_hour", value_set=[0]),
+                ex(
+                    "hours_inside_period",
+                    "ExpectColumnValuesToBeBetween",
+                    column="hour",
+                    min_value=first_hour,
+                    max_value=last_hour,
+                ),
+            ),
+        ),
+        Suite(
+            "fact_cost_allocated",
+            ("marts.fact_cost_raw", "marts.fact_cost_allocated"),
+            sql.SQL(
+                "with raw as ("
+                "  select line_item_product_code as service, sum({cost}) as raw_cost from marts.fact_cost_raw"
+                "  where left(billing_period::text, 7) = {label} group by 1),"
+                " allocated as ("
+                "  select service, sum(allocated_cost) as allocated_cost from marts.fact_cost_allocated"
+                "  where left(billing_period::text, 7) = {label} group by 1)"
+                " select coalesce(raw.service, allocated.service) as service,"
+                "  coalesce(raw_cost, 0) as raw_cost, coalesce(allocated_cost, 0) as allocated_cost,"
+                "  abs(coalesce(raw_cost, 0) - coalesce(allocated_cost, 0)) as difference"
+                " from raw full join allocated on raw.service = allocated.service"
+            ).format(cost=sql.Identifier(RAW_COST_COLUMN), label=_lit(period.label)),
+            (
+                # Conservation to the cent: allocated (quarantine included) equals raw per service.
+                ex(
+                    "conservation_per_service",
+                    "ExpectColumnValuesToBeBetween",
+                    column="difference",
+                    min_value=0,
+                    max_value=0.005,
+                ),
+                ex(
+                    "allocated_not_negative_total",
+                    "ExpectColumnValuesToBeBetween",
+                    column="allocated_cost",
+                    min_value=0,
+                ),
+            ),
+        ),
+        Suite(
+            "invoice_coverage",
+            ("marts.invoice_header", "raw.catalog_subscriptions"),
+            sql.SQL(
+                "with active as ("
+                "  select distinct subscription_id from raw.catalog_subscriptions"
+                "  where started_at < {end}::timestamptz and (ended_at is null or ended_at > {start}::timestamptz)),"
+                " drafts as ("
+                "  select subscription_id, count(*) as drafts from marts.invoice_header"
+                "  where period_start = {start} group by 1)"
+                " select coalesce(a.subscription_id, d.subscription_id)::text as subscription_id,"
+                "  coalesce(d.drafts, 0) as drafts, a.subscription_id is not null as is_active"
+                " from active a full join drafts d on a.subscription_id = d.subscription_id"
+            ).format(start=start, end=end),
+            (
+                ex(
+                    "one_invoice_per_active_subscription",
+                    "ExpectColumnValuesToBeBetween",
+                    column="drafts",
+                    min_value=1,
+                    max_value=1,
+                ),
+                ex(
+                    "no_invoice_without_active_subscription",
+                    "ExpectColumnValuesToBeInSet",
+                    column="is_active",
+                    value_set=[True],
+                ),
+            ),
+        ),
+        Suite(
+            "invoice_drafts",
+            ("marts.invoice_header", "marts.invoice_draft_lines", "raw.catalog_tenants", "raw.catalog_tax_rates"),
+            sql.SQL(
+                "with lines as ("
+                "  select invoice_id,"
+                "   coalesce(sum(amount) filter (where kind <> 'credit'), 0) as lines_subtotal,"
+                "   bool_and(amount is not null) as amounts_present"
+                "  from marts.invoice_draft_lines group by 1)"
+                " select h.invoice_id, h.currency, h.subtotal, h.credits, h.tax, h.total,"
+                "  coalesce(h.total = h.subtotal - h.credits + h.tax, false) as is_total_consistent,"
+                "  coalesce(h.subtotal = coalesce(l.lines_subtotal, 0), false) as is_subtotal_from_lines,"
+                "  coalesce(h.credits between 0 and h.subtotal, false) as is_credit_within_subtotal,"
+                "  coalesce(l.amounts_present, true) and h.subtotal is not null as has_prices,"
+                "  h.tax is not null and exists ("
+                "   select 1 from raw.catalog_tax_rates r where upper(r.country) = upper(t.country)"
+                "   and r.valid_from <= h.period_start and (r.valid_to is null or r.valid_to > h.period_start)"
+                "  ) as has_tax_rate"
+                " from marts.invoice_header h"
+                " left join lines l on l.invoice_id = h.invoice_id"
+                " left join raw.catalog_tenants t on t.tenant_id = h.tenant_id"
+                " where h.period_start = {start}"
+            ).format(start=start),
+            (
+                ex("totals_consistent", "ExpectColumnValuesToBeInSet", column="is_total_consistent", value_set=[True]),
+                ex(
+                    "subtotal_equals_lines",
+                    "ExpectColumnValuesToBeInSet",
+                    column="is_subtotal_from_lines",
+                    value_set=[True],
+                ),
+                ex(
+                    "credits_within_subtotal",
+                    "ExpectColumnValuesToBeInSet",
+                    column="is_credit_within_subtotal",
+                    value_set=[True],
+                ),
+                ex("currency_valid", "ExpectColumnValuesToBeInSet", column="currency", value_set=currencies),
+                ex("currency_present", "ExpectColumnValuesToNotBeNull", column="currency"),
+                ex("no_negative_total", "ExpectColumnValuesToBeBetween", column="total", min_value=0),
+                ex("prices_present", "ExpectColumnValuesToBeInSet", column="has_prices", value_set=[True]),
+                ex("tax_rate_present", "ExpectColumnValuesToBeInSet", column="has_tax_rate", value_set=[True]),
+            ),
+            key_column="invoice_id",
+        ),
+        Suite(
+            "events_rejected",
+            ("raw.events", "raw.events_rejected"),
+            sql.SQL(
+                "with counts as ("
+                "  select (select count(*) from raw.events"
+                "          where partition_date >= {start} and partition_date < {end}) as accepted,"
+                "         (select count(*) from raw.events_rejected"
+                "          where partition_date >= {start} and partition_date < {end}) as rejected)"
+                " select accepted, rejected,"
+                "  case when accepted + rejected = 0 then 0"
+                "       else round(100.0 * rejected / (accepted + rejected), 4) end as rejection_pct"
+                " from counts"
+            ).format(start=start, end=end),
+            (
+                ex(
+                    "rejection_rate_under_threshold",
+                    "ExpectColumnValuesToBeBetween",
+                    column="rejection_pct",
+                    min_value=0,
+                    max_value=float(rejection_pct),
+                ),
+            ),
+        ),
+        Suite(
+            "freshness",
+            ("raw.events", "raw.cur_deliveries"),
+            sql.SQL(
+                "select"
+                ' (select max("timestamp") from raw.events'
+                '  where "timestamp" >= {start}::timestamptz and "timestamp" < {end}::timestamptz)'
+                "   as last_event_at,"
+                " (select count(*) from raw.cur_deliveries"
+                "  where billing_period = {start} and status = 'loaded' and superseded_by is null)"
+                "   as cur_deliveries"
+            ).format(start=start, end=end),
+            (
+                ex(
+                    "events_through_period_end",
+                    "ExpectColumnValuesToBeBetween",
+                    column="last_event_at",
+                    min_value=events_due,
+                    mostly=1.0,
+                ),
+                ex("events_present", "ExpectColumnValuesToNotBeNull", column="last_event_at"),
+                ex("cur_delivery_for_period", "ExpectColumnValuesToBeBetween", column="cur_deliveries", min_value=1),
+            ),
+        ),
+    ]
+
+
+def _expectation(label: str, kind: str, **kwargs: Any) -> Expectation:
+    return Expectation(label, lambda gx: getattr(gx.expectations, kind)(**kwargs))
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _missing_relations(conn: psycopg.Connection, names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if conn.execute("select to_regclass(%s)", [name]).fetchone()[0] is None]
+
+
+def _gx_context():
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return gx, context
+
+
+def _run_gx_suite(gx: Any, context: Any, datasource: Any, suite: Suite, query: str) -> list[ExpectationResult]:
+    # GX accepts only queries starting with SELECT: CTEs go in a subquery.
+    asset = datasource.add_query_asset(name=suite.name, query=f"select * from ({query}) as {suite.name}")
+    batch = asset.add_batch_definition_whole_table(f"{suite.name}_batch")
+    gx_suite = context.suites.add(gx.ExpectationSuite(name=suite.name))
+    labels = {}
+    for expectation in suite.expectations:
+        instance = gx_suite.add_expectation(expectation.build(gx))
+        labels[instance.id] = expectation.label
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=suite.name, data=batch, suite=gx_suite)
+    )
+    result_format: dict[str, Any] = {"result_format": "SUMMARY"}
+    if suite.key_column:
+        result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": [suite.key_column]}
+    validation = definition.run(result_format=result_format)
+    results = []
+    for item in validation.results:
+        outcome = item.result or {}
+        keys = sorted(
+            {str(row[suite.key_column]) for row in outcome.get("unexpected_index_list") or [] if suite.key_column}
+        )
+        observed = outcome.get("observed_value")
+        if observed is None and "unexpected_count" in outcome:
+            observed = {
+                "unexpected_count": outcome.get("unexpected_count"),
+                "unexpected_percent": outcome.get("unexpected_percent"),
+                "partial_unexpected_list": (outcome.get("partial_unexpected_list") or [])[:20],
+            }
+        error = (item.exception_info or {}).get("exception_message") if item.exception_info else None
+        results.append(
+            ExpectationResult(
+                suite=suite.name,
+                expectation=labels.get(item.expectation_config.id, item.expectation_config.type),
+                # An invoice-level expectation that fails without naming drafts (a query error)
+                # cannot block just some invoices: it blocks the period.
+                scope="invoice" if suite.key_column and (item.success or keys) else "period",
+                success=bool(item.success),
+                observed_value=_plain(observed),
+                unexpected_count=outcome.get("unexpected_count"),
+                failing_keys=keys,
+                detail=_plain(
+                    {"expectation_type": item.expectation_config.type, "kwargs": item.expectation_config.kwargs}
+                    | ({"error": error} if error else {})
+                ),
+            )
+        )
+    return results
+
+
+def _run_dbt_tests(conninfo: str, select: str) -> list[ExpectationResult]:
+    from meterline import transform
+
+    with tempfile.TemporaryDirectory(prefix="meterline-dq-dbt-") as scratch:
+        done = transform.run(
+            ["test", "--select", *select.split(), "--target-path", scratch],
+            conninfo,
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        results_file = Path(scratch) / "run_results.json"
+        if not results_file.exists():
+            tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
+            return [ExpectationResult(DBT_SUITE, "dbt_test_ran", "period", False, detail={"output": tail})]
+        run_results = json.loads(results_file.read_text())["results"]
+    if not run_results:
+        return [
+            ExpectationResult(
+                DBT_SUITE, "tests_selected", "period", False, detail={"reason": f"no dbt test selected by {select!r}"}
+            )
+        ]
+    return [
+        ExpectationResult(
+            suite=DBT_SUITE,
+            expectation=r["unique_id"].removeprefix("test.meterline."),
+            scope="period",
+            success=r["status"] == "pass",
+            observed_value={"status": r["status"], "failures": r.get("failures")},
+            unexpected_count=r.get("failures"),
+            detail={"message": r.get("message")},
+        )
+        for r in run_results
+    ]
+
+
+def run_suites(
+    conninfo: str,
+    period: str | Period,
+    *,
+    suites: tuple[str, ...] = GX_SUITES,
+    dbt_select: str | None = DBT_BILLING_SELECT,
+    rejection_pct: Decimal | None = None,
+) -> SuiteRun:
+    """Run the suites for `period`, store every result in ops.dq_results, and return them.
+
+    A suite whose tables are missing records one failing `relation_present` result instead of
+    raising: the gate must see it. `dbt_select=None` skips the dbt tests.
+    """
+    period = Period.parse(period)
+    started = time.monotonic()
+    threshold = rejection_pct if rejection_pct is not None else settings().event_rejection_pct
+    run_id = f"dq-{period.label}-{uuid.uuid4().hex[:12]}"
+    results: list[ExpectationResult] = []
+    wanted = [s for s in _suites(period, threshold, sorted(minor_units_table())) if s.name in suites]
+    with warehouse.connect(conninfo, autocommit=True) as conn:
+        runnable = []
+        for suite in wanted:
+            missing = _missing_relations(conn, suite.requires)
+            if missing:
+                results.append(
+                    ExpectationResult(
+                        suite.name,
+                        "relation_present",
+                        "period",
+                        False,
+                        observed_value={"missing": missing},
+                        detail={"reason": f"missing {', '.join(missing)}: build it before running the suite"},
+                    )
+                )
+            else:
+                runnable.append((suite, suite.query.as_string(conn)))
+    if runnable:
+        gx, context = _gx_context()
+        datasource = context.data_sources.add_sql(
+            name="warehouse", connection_string=warehouse.sqlalchemy_url(conninfo)
+        )
+        for suite, query in runnable:
+            results += _run_gx_suite(gx, context, datasource, suite, query)
+    if dbt_select:
+        results += _run_dbt_tests(conninfo, dbt_select)
+    with warehouse.transaction(conninfo) as conn:
+        for r in results:
+            conn.execute(
+                "insert into ops.dq_results (dq_run_id, period_start, suite, expectation, scope, success,"
+                " observed_value, unexpected_count, failing_keys, detail)"
+                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    run_id,
+                    period.start,
+                    r.suite,
+                    r.expectation,
+                    r.scope,
+                    r.success,
+                    Jsonb(r.observed_value),
+                    r.unexpected_count,
+                    r.failing_keys,
+                    Jsonb(r.detail),
+                ],
+            )
+    run = SuiteRun(run_id, period, results, time.monotonic() - started)
+    log.info(
+        "dq run %s for %s: %d expectations, %d failed (%.1fs)",
+        run_id,
+        period,
+        len(results),
+        len(run.failures),
+        run.seconds,
+    )
+    return run
