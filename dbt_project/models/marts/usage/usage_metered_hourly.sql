@@ -1,0 +1,98 @@
+{#- Billable quantity per subscription, metric and hour, by the metric's definition in the
+    catalog: count of events, or sum / max of a numeric property. Incremental like
+    usage_hourly (same hours re-aggregated). A metric added to the catalog later needs a
+    --full-refresh to cover hours built before it existed. -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['subscription_id', 'metric_code', 'hour'],
+        on_schema_change='append_new_columns',
+        indexes=[
+            {'columns': ['subscription_id', 'metric_code', 'hour'], 'unique': True},
+            {'columns': ['hour']},
+        ],
+    )
+}}
+
+with
+
+events as (
+
+    select * from {{ ref('stg_events__usage_events') }}
+
+),
+
+metrics as (
+
+    select * from {{ ref('stg_catalog__metrics') }}
+
+),
+
+{% if is_incremental() %}
+hours_to_rebuild as (
+
+    {{ usage_hours_to_rebuild(ref('stg_events__usage_events')) }}
+
+),
+
+touched_events as (
+
+    select events.*
+    from hours_to_rebuild
+    inner join events
+        on events.occurred_at >= hours_to_rebuild.hour
+        and events.occurred_at < hours_to_rebuild.hour + interval '1 hour'
+
+),
+{% else %}
+touched_events as (
+
+    select * from events
+
+),
+{% endif %}
+
+measured as (
+
+    select
+        touched_events.subscription_id,
+        metrics.metric_code,
+        metrics.aggregation,
+        metrics.unit,
+        touched_events.event_type,
+        date_trunc('hour', touched_events.occurred_at) as hour,
+        touched_events.loaded_at,
+        case
+            when jsonb_typeof(touched_events.properties -> metrics.property) = 'number'
+                then cast(touched_events.properties ->> metrics.property as numeric)
+        end as property_value
+    from touched_events
+    inner join metrics
+        on touched_events.event_type = metrics.event_type
+
+),
+
+aggregated as (
+
+    select
+        subscription_id,
+        metric_code,
+        hour,
+        event_type,
+        aggregation,
+        unit,
+        case aggregation
+            when 'count' then cast(count(*) as numeric)
+            when 'sum' then coalesce(sum(property_value), 0)
+            when 'max' then coalesce(max(property_value), 0)
+        end as quantity,
+        count(*) as event_count,
+        max(loaded_at) as last_loaded_at,
+        now() as updated_at
+    from measured
+    group by subscription_id, metric_code, hour, event_type, aggregation, unit
+
+)
+
+select * from aggregated
