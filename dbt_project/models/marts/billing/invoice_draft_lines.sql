@@ -1,0 +1,75 @@
+-- dbt's computed lines of every draft invoice (one per subscription and month): priced lines
+-- (int_invoice_lines_priced) plus one credit line when credits apply. line_no orders them: base
+-- fees, usage per metric, overage, minimum-commitment true-up, adjustments, credit.
+-- The emitter copies these into billing.invoice_line_items at issue.
+
+with
+
+lines as (
+
+    select * from {{ ref('int_invoice_lines_priced') }}
+
+),
+
+credits as (
+
+    select * from {{ ref('int_credits_applied_to_invoices') }}
+
+),
+
+invoices as (
+
+    select * from {{ ref('int_invoices_configured') }}
+
+),
+
+credit_lines as (
+
+    select
+        invoice_id,
+        9 as kind_order,
+        cast(null as timestamptz) as segment_started_at,
+        'credit' as kind,
+        cast(null as text) as metric_code,
+        'credits applied (' || credit_remaining::text || ' ' || currency || ' carried forward)' as description,
+        cast(1 as numeric) as quantity,
+        -credits_applied as unit_price,
+        -credits_applied as amount
+    from credits
+    where credits_applied > 0
+
+),
+
+all_lines as (
+
+    select * from lines
+    union all
+    select * from credit_lines
+
+),
+
+final as (
+
+    select
+        all_lines.invoice_id,
+        row_number() over (
+            partition by all_lines.invoice_id
+            order by all_lines.kind_order, all_lines.segment_started_at, all_lines.metric_code
+        ) as line_no,
+        all_lines.kind,
+        all_lines.metric_code,
+        all_lines.description,
+        all_lines.quantity,
+        all_lines.unit_price,
+        all_lines.amount,
+        invoices.subscription_id,
+        invoices.tenant_id,
+        invoices.period_start,
+        invoices.currency
+    from all_lines
+    inner join invoices
+        on invoices.invoice_id = all_lines.invoice_id
+
+)
+
+select * from final
