@@ -1,0 +1,1 @@
+"""The billing catalog: generate finance's export files, validate them, load them into raw.catalog_*."""
