@@ -85,7 +85,9 @@ class Zone:
         """Write a whole object; on S3 it appears atomically, locally via a rename."""
         full = self._full(relative)
         if self.is_s3:
-            with self.fs.open_output_stream(full) as out:
+            # compression=None: the bytes are the object; the default ("detect") would gzip a
+            # `.gz` name a second time.
+            with self.fs.open_output_stream(full, compression=None) as out:
                 out.write(data)
         else:
             target = Path(full)
