@@ -275,6 +275,8 @@ class ParsedFile:
     name: str
     rows: list[dict[str, Any]] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # the CSV line of each row (header = 1)
+    # Keys of rows refused for a bad field: references to them are not reported again.
+    refused_keys: set[tuple[str, ...]] = field(default_factory=set)
 
 
 def known_currencies() -> set[str]:
@@ -331,6 +333,7 @@ def parse_file(name: str, data: bytes, problems: list[Problem]) -> ParsedFile:
                 problems.append(Problem(name, line_no, col.name, str(exc)))
                 ok = False
         if not ok:
+            parsed.refused_keys.add(tuple(raw.get(k, "") for k in key))
             continue
         k = tuple(row[c] for c in key)
         if k in seen:
@@ -355,10 +358,14 @@ def check_rules(files: dict[str, ParsedFile], problems: list[Problem], currencie
         f = files.get(name)
         return zip(f.lines, f.rows, strict=True) if f else iter(())
 
-    tenants = {r["tenant_id"]: r for _, r in each("tenants.csv")}
-    plans = {r["plan_id"]: r for _, r in each("plans.csv")}
-    metrics = {r["metric_code"]: r for _, r in each("metrics.csv")}
-    event_types = {r["event_type"] for r in metrics.values()}
+    def refused(name: str) -> dict[str, dict]:
+        f = files.get(name)
+        return {key[0]: {} for key in f.refused_keys} if f else {}
+
+    tenants = refused("tenants.csv") | {r["tenant_id"]: r for _, r in each("tenants.csv")}
+    plans = refused("plans.csv") | {r["plan_id"]: r for _, r in each("plans.csv")}
+    metrics = refused("metrics.csv") | {r["metric_code"]: r for _, r in each("metrics.csv")}
+    event_types = {r["event_type"] for r in metrics.values() if r}
 
     for file, col in (
         ("tenants.csv", "currency"),
@@ -437,7 +444,10 @@ def check_rules(files: dict[str, ParsedFile], problems: list[Problem], currencie
                 )
             )
         tiers[(r["plan_id"], r["metric_code"])].append((line, r))
+    refused_tiers = {k[:2] for k in files["price_tiers.csv"].refused_keys} if "price_tiers.csv" in files else set()
     for (plan, metric), rows in tiers.items():
+        if (plan, metric) in refused_tiers:
+            continue  # a refused tier is reported already; the rest of its ladder cannot be judged
         rows.sort(key=lambda lr: lr[1]["tier"])
         previous: Decimal | None = Decimal(0)
         for n, (line, r) in enumerate(rows, start=1):

@@ -1,0 +1,131 @@
+"""Catalog validation: each rule of docs/catalog.md refuses the export with file, line and field."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from meterline.catalog.generate import generate_catalog, to_csv
+from meterline.catalog.validate import validate
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, str]]]:
+    root = tmp_path_factory.mktemp("catalog")
+    return generate_catalog(str(root), period=date(2026, 10, 1)).files
+
+
+def _files(rows: dict[str, list[dict[str, str]]]) -> dict[str, bytes]:
+    return {name: to_csv(r) for name, r in rows.items()}
+
+
+def _problems(export, name: str, edit) -> list[str]:
+    rows = {k: [dict(r) for r in v] for k, v in export.items()}
+    edit(rows[name])
+    _, problems = validate(_files(rows))
+    return [str(p) for p in problems]
+
+
+def test_generated_catalog_is_valid(export):
+    parsed, problems = validate(_files(export))
+    assert problems == []
+    assert len(parsed["metrics.csv"].rows) == 5
+    assert {r["metric_code"] for r in parsed["metrics.csv"].rows} == {
+        "llm_tokens", "api_requests", "storage_bytes", "compute_ms", "storage_peak_bytes",
+    }  # fmt: skip
+    assert len(parsed["subscriptions.csv"].rows) == 27  # 24 subscriptions, 3 with a plan change
+
+
+def test_generator_covers_the_edge_cases(export):
+    subs = export["subscriptions.csv"]
+    starts = [r["started_at"] for r in subs]
+    assert "2026-10-15T00:00:00Z" in starts  # starts on the 15th
+    assert any(r["ended_at"].startswith("2026-10") for r in subs)  # ends mid-month
+    ids = [r["subscription_id"] for r in subs]
+    assert len(ids) - len(set(ids)) == 3  # plan changes
+    assert {r["model"] for r in export["price_components.csv"]} == {"per_unit", "graduated", "volume", "package"}
+    assert {r["action"] for r in export["quotas.csv"]} == {"block", "allow_with_overage"}
+    assert [r["valid_to"] for r in export["tax_rates.csv"] if r["country"] == "DE"] == ["2026-10-16", ""]
+    services = {r["service"] for r in export["allocation_rules.csv"]}
+    assert {"AmazonEC2", "AmazonS3", "AmazonRDS", "AWSDataTransfer"} <= services
+    assert "AmazonCloudWatch" not in services
+
+
+def test_unknown_plan_names_file_line_and_field(export):
+    problems = _problems(export, "subscriptions.csv", lambda rows: rows[3].update(plan_id="gold-usd"))
+    assert problems == ["subscriptions.csv, line 5, field plan_id: unknown plan gold-usd"]
+
+
+def test_overlapping_tiers(export):
+    def edit(rows):
+        rows[1]["up_to"] = "900000"  # pro-usd llm_tokens tier 2 ends below tier 1's bound
+
+    problems = _problems(export, "price_tiers.csv", edit)
+    assert problems == [
+        "price_tiers.csv, line 3, field up_to: overlapping tiers of pro-usd/llm_tokens: up_to 900000 is not"
+        " above the previous tier's bound 1000000"
+    ]
+
+
+def test_bound_after_unbounded_tier(export):
+    def edit(rows):
+        rows.append(dict(rows[2], tier="4", up_to="99999999"))
+
+    problems = _problems(export, "price_tiers.csv", edit)
+    assert problems == [
+        "price_tiers.csv, line 52, field up_to: tier 4 of pro-usd/llm_tokens comes after an unbounded tier"
+    ]
+
+
+def test_overlapping_tax_validity(export):
+    problems = _problems(export, "tax_rates.csv", lambda rows: rows[1].update(valid_to="2026-10-20"))
+    assert problems == [
+        "tax_rates.csv, line 4, field valid_from: overlapping validity for country DE: 2026-10-16 is before"
+        " the end of the period on line 3"
+    ]
+
+
+def test_negative_price_and_unknown_currency_and_enum_all_reported(export):
+    rows = {k: [dict(r) for r in v] for k, v in export.items()}
+    rows["price_components.csv"][0]["unit_price"] = "-0.1"
+    rows["plans.csv"][0]["currency"] = "XXX"
+    rows["quotas.csv"][0]["action"] = "throttle"
+    _, problems = validate(_files(rows))
+    assert sorted(str(p) for p in problems) == [
+        "plans.csv, line 2, field currency: unknown currency XXX (not in seeds/currencies.csv)",
+        "price_components.csv, line 2, field unit_price: must not be negative: -0.1",
+        "quotas.csv, line 2, field action: unknown value 'throttle' (expected one of block, allow_with_overage)",
+    ]
+
+
+def test_overlapping_subscription_rows_and_missing_file(export):
+    rows = {k: [dict(r) for r in v] for k, v in export.items()}
+    first_change = next(
+        i for i, r in enumerate(rows["subscriptions.csv"]) if r["ended_at"] and i + 1 < len(rows["subscriptions.csv"])
+        and rows["subscriptions.csv"][i + 1]["subscription_id"] == r["subscription_id"]
+    )  # fmt: skip
+    rows["subscriptions.csv"][first_change]["ended_at"] = "2026-12-01T00:00:00Z"
+    del rows["credits.csv"]
+    _, problems = validate(_files(rows))
+    messages = [str(p) for p in problems]
+    assert messages[0] == "credits.csv: file missing from the export"
+    assert len(messages) == 2
+    assert messages[1].startswith(f"subscriptions.csv, line {first_change + 3}, field started_at: overlaps the row")
+
+
+def test_bad_values_are_typed_errors(tmp_path: Path, export):
+    rows = {k: [dict(r) for r in v] for k, v in export.items()}
+    rows["tenants.csv"][0]["country"] = "USA"
+    rows["credits.csv"][0]["created_at"] = "2026-10-01T00:00:00"
+    rows["price_components.csv"][0]["unit_price"] = "1e-5"
+    _, problems = validate(_files(rows))
+    assert sorted(str(p) for p in problems) == [
+        "credits.csv, line 2, field created_at: timestamp without a time zone (UTC expected, e.g. "
+        "2025-03-15T00:00:00Z): '2026-10-01T00:00:00'",
+        "price_components.csv, line 2, field unit_price: not a plain decimal: '1e-5'",
+        "tenants.csv, line 2, field country: not a 2-letter code: 'USA'",
+    ]
