@@ -156,3 +156,12 @@ def fail_reconciliation(db: psycopg.Connection) -> None:
         "update marts.recon_summary set allocated_cost = 29.55, variance = 0.45, variance_pct = 1.5,"
         " status = 'failed' where service = 'AmazonS3'"
     )
+
+
+def pass_gate(url: str) -> None:
+    """Run the suites and a gate that passes (the dbt tests are covered by their own test)."""
+    from meterline.invoicing.gate import evaluate_gate, require_pass
+    from meterline.quality import run_suites
+
+    run_suites(url, PERIOD, dbt_select=None)
+    require_pass(evaluate_gate(url, PERIOD, require_dbt=False))
