@@ -1,0 +1,55 @@
+"""Shared by the pricing tests: a generated catalog month loaded, usage in place, invoices built."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+
+from meterline import transform
+from meterline.catalog.generate import GeneratedCatalog, generate_catalog
+from meterline.catalog.load import load_catalog
+
+# The models this area owns; built on their own so the tests do not depend on the events and
+# cost areas' models (usage_metered_hourly is created here with its contract's columns).
+BILLING_SELECTION = [
+    "--select",
+    "currencies",
+    "path:models/staging/catalog",
+    "path:models/staging/billing",
+    "path:snapshots",
+    "path:models/intermediate/billing",
+    "path:models/marts/billing",
+]
+
+USAGE_DDL = """
+create table if not exists marts.usage_metered_hourly (
+    subscription_id uuid not null, metric_code text not null, hour timestamptz not null,
+    quantity numeric not null, event_type text)
+"""
+
+
+def put_usage(db: psycopg.Connection, rows: list[tuple[str, str, datetime, Decimal]]) -> None:
+    db.execute(USAGE_DDL)
+    with db.cursor().copy(
+        "copy marts.usage_metered_hourly (subscription_id, metric_code, hour, quantity) from stdin"
+    ) as cp:
+        for row in rows:
+            cp.write_row(row)
+
+
+def build_invoices(url: str, *extra: str) -> None:
+    transform.run(["build", *BILLING_SELECTION, "--quiet", *extra], url, capture_output=True, text=True)
+
+
+def month(tmp_path: Path, url: str, period: date, **kwargs) -> GeneratedCatalog:
+    catalog = generate_catalog(str(tmp_path), period=period, **kwargs)
+    load_catalog(url, str(tmp_path))
+    return catalog
+
+
+def current_month() -> date:
+    now = datetime.now(UTC)
+    return date(now.year, now.month, 1)
