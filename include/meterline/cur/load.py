@@ -349,3 +349,44 @@ def flat_csv_delivery(zone: Zone, rel: str, billing_period: date, report_name: s
     delivery = Delivery(key="", format="flat_csv", report_name=report_name, billing_period=billing_period, files=[rel])
     delivery.key = f"flat:{rel}:{delivery.checksum(zone)}"
     return delivery
+
+
+def summarise(summary: RunSummary) -> dict:
+    """Log and return what a run did: deliveries found, loaded, skipped and failed, and the rows
+    and cost of each period loaded (an XCom-sized dict, no secrets)."""
+    periods: dict[str, dict] = {}
+    for outcome in summary.by_status("loaded"):
+        periods[f"{outcome.billing_period:%Y-%m}"] = {
+            "delivery_id": outcome.delivery_id,
+            "rows": outcome.rows,
+            "unblended_cost": str(outcome.unblended_cost),
+            "billed_cost": str(outcome.billed_cost),
+            "final": outcome.reason == "final",
+            "columns_added": outcome.columns_added,
+        }
+    report = {
+        "found": summary.found,
+        "loaded": len(summary.by_status("loaded")),
+        "skipped": len(summary.by_status("skipped")),
+        "failed": summary.failed,
+        "periods": periods,
+    }
+    log.info(
+        "CUR deliveries: %d found, %d loaded, %d skipped, %d failed",
+        report["found"],
+        report["loaded"],
+        report["skipped"],
+        len(report["failed"]),
+    )
+    for period, figures in sorted(periods.items()):
+        log.info(
+            "period %s: %d rows, unblended %s, billed %s%s",
+            period,
+            figures["rows"],
+            figures["unblended_cost"],
+            figures["billed_cost"],
+            " (final)" if figures["final"] else "",
+        )
+    for failure in report["failed"]:
+        log.error("failed: %s", failure)
+    return report

@@ -22,6 +22,8 @@ _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 # Columns that describe where a row came from in an ETL tool, not the bill.
 TAG_PREFIX = "resource_tags"
+# CUR 2.0 map columns; an ETL flattening writes them as JSON text, parsed back so extras nest them.
+MAP_COLUMNS = frozenset({"product", "discount", "cost_category"})
 NUMERIC_PATTERN = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 
 
@@ -129,7 +131,7 @@ def _drop_null_members(lists: pa.ListArray) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pc.filter(flat, keep))
 
 
-def _json_text_to_map(values: pa.Array, file: str) -> pa.Array:
+def _json_text_to_map(values: pa.Array, file: str, first_line: int, column: str = TAG_PREFIX) -> pa.Array:
     """A JSON-object text column (an ETL tool's flattening of a map) back into a map."""
     rows = []
     for n, text in enumerate(_as_text(values).to_pylist()):
@@ -139,9 +141,9 @@ def _json_text_to_map(values: pa.Array, file: str) -> pa.Array:
         try:
             parsed = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise CurFormatError(f"{file}: row {n + 1}: resource_tags is not a JSON object ({exc.msg})") from exc
+            raise CurFormatError(f"{file}: line {first_line + n}: {column} is not a JSON object ({exc.msg})") from exc
         if not isinstance(parsed, dict):
-            raise CurFormatError(f"{file}: row {n + 1}: resource_tags is not a JSON object")
+            raise CurFormatError(f"{file}: line {first_line + n}: {column} is not a JSON object")
         rows.append([(str(k), None if v is None else str(v)) for k, v in parsed.items()])
     return pa.array(rows, pa.map_(pa.string(), pa.string()))
 
@@ -189,7 +191,7 @@ def normalise(
             if pa.types.is_map(values.type):
                 tag_maps.append(values)
             else:
-                tag_maps.append(_json_text_to_map(values, file))
+                tag_maps.append(_json_text_to_map(values, file, first_line))
         elif name.startswith(TAG_PREFIX + "_"):
             tag_members.append(_member(name[len(TAG_PREFIX) + 1 :], values))
         elif name in typed:
@@ -207,6 +209,8 @@ def normalise(
             columns[name] = text
         else:
             extras.append(name)
+            if name in MAP_COLUMNS and not pa.types.is_map(values.type):
+                values = _json_text_to_map(values, file, first_line, name)
             extra_members.append(_member(name, values))
 
     # A map's keys and the flattened columns name the same tags: the flattened columns win.

@@ -1,0 +1,119 @@
+{#- One row per CUR line of the live delivery of each billing period, with the three costs.
+    Incremental (DESIGN.md: a big table): a build re-derives only the billing periods whose live
+    delivery differs from the one already here, replacing each such period whole
+    (delete+insert keyed on billing_period), so a re-run never adds rows. -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='billing_period',
+        on_schema_change='append_new_columns',
+        indexes=[
+            {'columns': ['billing_period', 'line_seq'], 'unique': True},
+            {'columns': ['billing_period', 'usage_date', 'line_item_product_code']},
+        ],
+    )
+}}
+
+with
+
+line_items as (
+
+    select * from {{ ref('stg_cur__line_items') }}
+
+),
+
+live_deliveries as (
+
+    select billing_period, delivery_id
+    from {{ ref('stg_cur__deliveries') }}
+    where is_live
+
+),
+
+{% if is_incremental() %}
+periods_to_rebuild as (
+
+    select billing_period
+    from live_deliveries
+    where not exists (
+        select 1
+        from {{ this }} as built
+        where built.billing_period = live_deliveries.billing_period
+            and built.delivery_id = live_deliveries.delivery_id
+    )
+
+),
+{% else %}
+periods_to_rebuild as (
+
+    select billing_period from live_deliveries
+
+),
+{% endif %}
+
+costed as (
+
+    select
+        -- ids
+        concat(line_items.delivery_id, '-', line_items.line_seq) as cost_line_id,
+        line_items.delivery_id,
+        line_items.line_seq,
+        line_items.identity_line_item_id,
+        line_items.bill_invoice_id,
+        line_items.bill_payer_account_id,
+        line_items.line_item_usage_account_id,
+        line_items.line_item_resource_id,
+
+        -- classification
+        line_items.bill_bill_type,
+        line_items.line_item_line_item_type,
+        line_items.line_item_product_code,
+        line_items.line_item_usage_type,
+        line_items.line_item_operation,
+        line_items.line_item_currency_code,
+        line_items.product_region_code,
+
+        -- dates
+        line_items.billing_period,
+        line_items.line_item_usage_start_date,
+        line_items.line_item_usage_end_date,
+        coalesce(
+            cast(line_items.line_item_usage_start_date at time zone 'UTC' as date), line_items.billing_period
+        ) as usage_date,
+
+        -- amounts
+        line_items.line_item_usage_amount,
+        coalesce(line_items.line_item_unblended_cost, 0) as unblended_cost,
+        line_items.line_item_net_unblended_cost as net_unblended_cost,
+        -- What AWS bills: net of discounts where the net columns exist.
+        coalesce(line_items.line_item_net_unblended_cost, line_items.line_item_unblended_cost, 0) as billed_cost,
+        -- Amortised (effective) cost by line type (reference-data/README.md).
+        case line_items.line_item_line_item_type
+            when 'DiscountedUsage' then coalesce(line_items.reservation_effective_cost, 0)
+            when 'SavingsPlanCoveredUsage' then coalesce(line_items.savings_plan_savings_plan_effective_cost, 0)
+            when 'SavingsPlanNegation' then 0
+            when 'SavingsPlanUpfrontFee' then 0
+            when 'RIFee' then
+                coalesce(line_items.reservation_unused_amortized_upfront_fee_for_billing_period, 0)
+                + coalesce(line_items.reservation_unused_recurring_fee, 0)
+            when 'SavingsPlanRecurringFee' then
+                coalesce(line_items.savings_plan_total_commitment_to_date, 0)
+                - coalesce(line_items.savings_plan_used_commitment, 0)
+            else coalesce(line_items.line_item_unblended_cost, 0)
+        end as amortized_cost,
+
+        -- tags
+        nullif(line_items.tags ->> {{ cur_tag_key() }}, '') as resource_tags_user_tenant_id,
+        line_items.tags,
+        line_items.extras,
+
+        -- flags
+        line_items.bill_invoice_id is not null and line_items.bill_invoice_id <> '' as is_final
+
+    from line_items
+    where line_items.billing_period in (select periods_to_rebuild.billing_period from periods_to_rebuild)
+
+)
+
+select * from costed
