@@ -1,0 +1,127 @@
+"""`meterline quality|gate|emit|invoice ...`: the monthly close's last steps and the corrections,
+for operators at a terminal. Each command exits non-zero when the action was refused or the
+period is blocked, and prints what to do next."""
+
+from __future__ import annotations
+
+import argparse
+from decimal import Decimal
+
+
+def _say(message: str) -> None:
+    print(f"[meterline] {message}", flush=True)
+
+
+def _override(text: str) -> tuple[str, str]:
+    name, sep, why = text.partition("=")
+    if not sep or not name.strip() or not why.strip():
+        raise argparse.ArgumentTypeError("an override is CHECK='justification'")
+    return name.strip(), why.strip()
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    from meterline import warehouse
+    from meterline.quality import run_suites
+
+    run = run_suites(warehouse.url(), args.period, dbt_select=None if args.skip_dbt else args.dbt_select)
+    for r in run.failures:
+        _say(f"FAILED {r.suite}.{r.expectation}: {r.observed_value} {r.failing_keys or ''}")
+    _say(f"{run.dq_run_id}: {len(run.results)} expectations, {len(run.failures)} failed ({run.seconds:.1f}s)")
+    return 0 if run.success else 1
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from meterline import warehouse
+    from meterline.invoicing.gate import evaluate_gate
+    from meterline.quality import run_suites
+
+    url = warehouse.url()
+    if not args.no_suites:
+        run_suites(url, args.period, dbt_select=None if args.skip_dbt else args.dbt_select)
+    decision = evaluate_gate(
+        url, args.period, dict(args.override or []), actor=args.actor, require_dbt=not args.skip_dbt
+    )
+    print(decision.summary())
+    return 0 if decision.passed else 1
+
+
+def cmd_emit(args: argparse.Namespace) -> int:
+    from meterline import warehouse
+    from meterline.invoicing.emit import emit
+    from meterline.invoicing.gate import GateFailed
+
+    try:
+        result = emit(warehouse.url(), args.period, args.outbox, actor=args.actor)
+    except GateFailed as exc:
+        _say(str(exc))
+        return 1
+    _say(result.summary())
+    for draft, reasons in sorted(result.blocked.items()):
+        _say(f"  blocked {draft}: {'; '.join(reasons)}")
+    return 0
+
+
+def cmd_invoice(args: argparse.Namespace) -> int:
+    from meterline import warehouse
+    from meterline.invoicing import corrections
+
+    params = {
+        "action": {"credit-note": "credit_note", "void-and-regenerate": "void_and_regenerate"}.get(
+            args.action, args.action
+        ),
+        "invoice_number": args.invoice,
+        "tenant_id": args.tenant,
+        "amount": args.amount,
+        "currency": args.currency,
+        "reason": args.reason,
+        "actor": args.actor,
+    }
+    try:
+        done = corrections.apply(warehouse.url(), params, outbox_url=args.outbox)
+    except corrections.CorrectionRefused as exc:
+        _say(f"refused: {exc}")
+        return 1
+    _say(f"{done.action} {done.resource} {' '.join(done.documents)}".rstrip())
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add the commands to the `meterline` parser."""
+    from meterline.quality.suites import DBT_BILLING_SELECT
+
+    def period_args(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--period", required=True, help="the billing month, YYYY-MM")
+
+    def suite_args(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--skip-dbt", action="store_true", help="do not run (or require) the dbt tests")
+        parser.add_argument("--dbt-select", default=DBT_BILLING_SELECT, help="the billing models whose tests run")
+
+    quality = commands.add_parser("quality", help="run the data-quality suites for a period")
+    period_args(quality)
+    suite_args(quality)
+    quality.set_defaults(func=cmd_quality)
+
+    gate = commands.add_parser("gate", help="run the suites and the invoice gate for a period")
+    period_args(gate)
+    suite_args(gate)
+    gate.add_argument("--no-suites", action="store_true", help="use the latest suite results as they are")
+    gate.add_argument("--override", action="append", type=_override, metavar="CHECK='why'")
+    gate.add_argument("--actor", default="cli:gate", help="who decides (recorded with overrides)")
+    gate.set_defaults(func=cmd_gate)
+
+    emit = commands.add_parser("emit", help="issue the drafts the latest gate run lets through")
+    period_args(emit)
+    emit.add_argument("--outbox", default=None, help="OUTBOX_URL by default")
+    emit.add_argument("--actor", default="cli:emit")
+    emit.set_defaults(func=cmd_emit)
+
+    invoice = commands.add_parser("invoice", help="corrections: void, regenerate, credit-note, credit")
+    invoice.add_argument("action", choices=["void", "regenerate", "void-and-regenerate", "credit-note", "credit"])
+    invoice.add_argument("--invoice", help="the invoice number, e.g. INV-2025-000123")
+    invoice.add_argument("--tenant", help="credit: the tenant that receives it")
+    invoice.add_argument("--amount", type=Decimal, help="credit-note: pre-tax amount (default: all); credit: amount")
+    invoice.add_argument("--currency", help="credit: defaults to the tenant's currency")
+    invoice.add_argument("--reason", default="", help="why (recorded)")
+    invoice.add_argument("--actor", required=True, help="who (recorded)")
+    invoice.add_argument("--outbox", default=None, help="OUTBOX_URL by default")
+    invoice.set_defaults(func=cmd_invoice)
