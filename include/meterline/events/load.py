@@ -265,14 +265,18 @@ def load_partition(
         )
         if goods:
             _copy(conn, "events_stage", STAGE_COLUMNS, pa.concat_tables(goods))
+        # loaded_at is taken now, just before the insert and the commit, not at the start of the
+        # transaction: dbt's incremental watermark (max loaded_at it has seen) then misses no
+        # load that was still running when dbt built.
+        loaded_at = conn.execute("select clock_timestamp()").fetchone()[0]
         loaded = dict(
             conn.execute(
                 """
                 with inserted as (
                     insert into raw.events (event_id, idempotency_key, subscription_id, event_type, properties,
-                                            "timestamp", signature, source_file, line_no, partition_date)
+                                            "timestamp", signature, source_file, line_no, partition_date, loaded_at)
                     select event_id::uuid, idempotency_key, lower(subscription_id)::uuid, event_type,
-                           properties::jsonb, "timestamp", signature, source_file, line_no, %s
+                           properties::jsonb, "timestamp", signature, source_file, line_no, %s, %s
                     from events_stage
                     order by file_seq, line_no
                     on conflict (idempotency_key) do nothing
@@ -280,7 +284,7 @@ def load_partition(
                 )
                 select source_file, count(*) from inserted group by source_file
                 """,
-                [day],
+                [day, loaded_at],
             ).fetchall()
         )
         if rejects:
@@ -292,9 +296,10 @@ def load_partition(
             r.duplicates = r.rows_read - sum(r.rejected.values()) - r.rows_loaded
             conn.execute(
                 "insert into raw.ingested_files (source_file, checksum, feed, partition_date, file_format, size_bytes,"
-                " rows_read, rows_loaded, duplicates, rejected) values (%s, %s, 'events', %s, %s, %s, %s, %s, %s, %s)",
+                " rows_read, rows_loaded, duplicates, rejected, loaded_at)"
+                " values (%s, %s, 'events', %s, %s, %s, %s, %s, %s, %s, %s)",
                 [r.path, r.checksum, day, r.file_format, r.size_bytes, r.rows_read, r.rows_loaded, r.duplicates,
-                 sum(r.rejected.values())],
+                 sum(r.rejected.values()), loaded_at],
             )  # fmt: skip
             log.info(
                 "%s: rows read %d, loaded %d, duplicates %d, rejected %d %s",
