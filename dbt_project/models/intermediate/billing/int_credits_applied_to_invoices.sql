@@ -110,10 +110,11 @@ final as (
         tenant_id,
         currency,
         subtotal,
-        running_applied - coalesce(lag(running_applied) over (
+        -- Already whole minor units; round_money only gives every row the currency's scale.
+        {{ round_money('running_applied - coalesce(lag(running_applied) over (
             partition by tenant_id, currency order by period_start, subscription_id
-        ), 0) as credits_applied,
-        running_granted - running_applied as credit_remaining
+        ), 0)', 'minor_units') }} as credits_applied,
+        {{ round_money('running_granted - running_applied', 'minor_units') }} as credit_remaining
     from applied
 
 )

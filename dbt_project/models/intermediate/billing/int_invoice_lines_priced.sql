@@ -38,12 +38,6 @@ currencies as (
 
 ),
 
-metrics as (
-
-    select * from {{ ref('stg_catalog__metrics') }}
-
-),
-
 invoice_currency as (
 
     select distinct on (segments.invoice_id)
