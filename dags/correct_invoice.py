@@ -1,0 +1,70 @@
+"""
+### correct_invoice
+
+The operations runbook's corrections, triggered by hand with params. None edits an issued
+invoice; every one writes `ops.audit_log` (actor, action, resource, metadata) with the change.
+
+Actions (param `action`):
+- `void_and_regenerate` (invoice_number, reason): void the invoice and issue a new one, with a
+  new number and `replaces_invoice_id`, from the current drafts, atomically;
+- `void` (invoice_number, reason): void only (status `void`, reason, who, when);
+- `regenerate` (invoice_number of a void invoice): issue a new invoice from its current draft;
+- `credit_note` (invoice_number, reason, amount: pre-tax, empty = all that is left): a negative
+  document referencing the invoice, JSON and PDF in the outbox;
+- `credit` (tenant_id, amount, reason; currency: the tenant's): a manual credit applied to the
+  tenant's next invoices.
+
+`actor` is who asked (recorded). A refused correction fails the task with the reason and
+changes nothing; it is not retried.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+
+@dag(
+    dag_id="correct_invoice",
+    schedule=None,
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["meterline", "billing", "corrections"],
+    default_args={"owner": "meterline", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    doc_md=__doc__,
+    params={
+        "action": Param(
+            "void_and_regenerate",
+            type="string",
+            enum=["void_and_regenerate", "void", "regenerate", "credit_note", "credit"],
+        ),
+        "invoice_number": Param("", type="string", description="INV-YYYY-NNNNNN (all but credit)"),
+        "tenant_id": Param("", type="string", description="credit: the tenant, e.g. t-0001"),
+        "amount": Param("", type="string", description="credit_note: pre-tax amount, empty = all; credit: amount"),
+        "currency": Param("", type="string", description="credit: empty = the tenant's currency"),
+        "reason": Param("", type="string", description="why: recorded in the audit log"),
+        "actor": Param("", type="string", minLength=1, description="who asked: recorded in the audit log"),
+    },
+)
+def correct_invoice():
+    @task
+    def apply_correction() -> dict[str, object]:
+        from airflow.exceptions import AirflowFailException
+
+        from meterline import warehouse
+        from meterline.invoicing import corrections
+
+        params = dict(get_current_context()["params"])
+        try:
+            done = corrections.apply(warehouse.url(), params)
+        except corrections.CorrectionRefused as exc:
+            # A refusal is a decision, not a flake: fail without retrying.
+            raise AirflowFailException(f"correction refused: {exc}") from exc
+        return {"action": done.action, "resource": done.resource, "documents": done.documents}
+
+    apply_correction()
+
+
+correct_invoice()
