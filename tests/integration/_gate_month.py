@@ -43,6 +43,8 @@ create table marts.fact_cost_allocated (
 create table marts.recon_summary (
     recon_id text, period_start date, service text, raw_cost numeric, allocated_cost numeric, variance numeric,
     variance_pct numeric, status text);
+"""
+_INVOICE_DDL = """
 create table marts.invoice_header (
     invoice_id text, tenant_id text, subscription_id uuid, period_start date, period_end date, currency text,
     subtotal numeric, credits numeric, tax numeric, total numeric, status text, blocked_reason text);
@@ -55,6 +57,7 @@ create table marts.invoice_draft_lines (
 def build(db: psycopg.Connection) -> None:
     """Create and fill the month in the test's database (autocommit connection)."""
     db.execute(_DDL)
+    db.execute(_INVOICE_DDL)
     tenants = [
         ("t-0001", "Acme Corp", "US", "USD"),
         ("t-0002", "Beta GmbH", "DE", "EUR"),
@@ -165,3 +168,28 @@ def pass_gate(url: str) -> None:
 
     run_suites(url, PERIOD, dbt_select=None)
     require_pass(evaluate_gate(url, PERIOD, require_dbt=False))
+
+
+def period_feeds(db: psycopg.Connection, period_start: str, subscription_id: uuid.UUID) -> None:
+    """Fresh, reconciled feeds for a period whose invoices dbt builds for real: the usage and
+    cost marts (plain DDL, empty but for what the checks read), an event on the period's last
+    day, a loaded CUR delivery, a reconciliation that is ok."""
+    db.execute(_DDL)
+    last_day = db.execute("select (%s::date + interval '1 month' - interval '1 day')::date", [period_start]).fetchone()[
+        0
+    ]
+    db.execute(
+        'insert into raw.events (event_id, idempotency_key, subscription_id, event_type, properties, "timestamp",'
+        " source_file, line_no, partition_date) values (%s, 'k-last', %s, 'api.request', '{}', %s, 'events/last.jsonl',"
+        " 1, %s)",
+        [uuid.uuid4(), subscription_id, f"{last_day}T20:00:00Z", last_day],
+    )
+    db.execute(
+        "insert into raw.cur_deliveries (delivery_key, format, report_name, billing_period, status)"
+        " values ('cur/e2e', 'cur2_parquet', 'meterline', %s, 'loaded')",
+        [period_start],
+    )
+    db.execute(
+        "insert into marts.recon_summary values (%s, %s, 'AmazonEC2', 10, 10, 0, 0, 'ok')",
+        [f"RECON-{period_start[:7]}", period_start],
+    )

@@ -15,17 +15,18 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from meterline import audit, warehouse
 from meterline.invoicing import documents
 from meterline.invoicing.documents import Document, Line
-from meterline.invoicing.gate import GateFailed, latest_decision
+from meterline.invoicing.gate import GateFailed, header_columns, latest_decision
 from meterline.invoicing.money import round_money
 from meterline.invoicing.numbering import next_number
 from meterline.invoicing.period import Period
@@ -151,9 +152,20 @@ def issue_draft(
     """
     _lock_draft(conn, draft_id)
     cur = conn.cursor(row_factory=dict_row)
+    # Once a month is issued, invoice_header shows the issued figures and keeps dbt's own
+    # recomputation in draft_*: a regeneration must take the recomputation.
+    figures = [
+        sql.SQL("{} as {}").format(
+            sql.Identifier(f"draft_{name}" if f"draft_{name}" in columns else name), sql.Identifier(name)
+        )
+        for columns in [header_columns(conn)]
+        for name in ("subtotal", "credits", "tax", "total")
+    ]
     header = cur.execute(
-        "select invoice_id, tenant_id, subscription_id, period_start, period_end, currency, subtotal, credits,"
-        " tax, total from marts.invoice_header where invoice_id = %s",
+        sql.SQL(
+            "select invoice_id, tenant_id, subscription_id, period_start, period_end, currency, {}"
+            " from marts.invoice_header where invoice_id = %s"
+        ).format(sql.SQL(", ").join(figures)),
         [draft_id],
     ).fetchone()
     if header is None:
@@ -196,7 +208,8 @@ def issue_draft(
             room -= use
     extra_lines = []
     if applications:
-        rate = _tax_rate(conn, tenant["country"], header["period_start"])
+        # The rate valid on the period's last day, as dbt's invoice_header prices tax.
+        rate = _tax_rate(conn, tenant["country"], header["period_end"] - timedelta(days=1))
         if rate is None:
             raise DraftInvalid(f"draft {draft_id}: no tax rate for {tenant['country']} to recompute tax after credits")
         applied = sum((use for _, use, _ in applications), Decimal(0))

@@ -196,23 +196,48 @@ def _strip_known(text: str, known: list[str]) -> str:
     return text
 
 
-def _pricing_checks(conn: psycopg.Connection, period: Period, previous: GateDecision | None) -> list[GateCheck]:
-    """Drafts dbt marked blocked for a pricing configuration error.
+def header_columns(conn: psycopg.Connection) -> set[str]:
+    return {
+        name
+        for (name,) in conn.execute(
+            "select column_name from information_schema.columns"
+            " where table_schema = 'marts' and table_name = 'invoice_header'"
+        ).fetchall()
+    }
 
-    invoice_header also shows as blocked what the previous gate run found; those reasons are
-    not dbt's, so they are taken out of blocked_reason before deciding (else a fixed problem
+
+def _pricing_checks(conn: psycopg.Connection, period: Period, previous: GateDecision | None) -> list[GateCheck]:
+    """Drafts dbt found a pricing configuration error in (a missing price or tax rate).
+
+    invoice_header says so in `has_pricing_error` / `pricing_errors`. Where those columns are
+    absent, only `blocked_reason` tells, and it also lists what the previous gate run found:
+    those reasons are not dbt's, so they are taken out before deciding (else a fixed problem
     would block forever). Errors that persist are also caught by the `invoice_drafts` suite.
     """
     if not _relation_exists(conn, "marts.invoice_header"):
         return [GateCheck(PRICING_CHECK, "period", False, "marts.invoice_header does not exist: build the invoices")]
+    where = "see marts.invoice_header and marts.invoice_draft_lines where invoice_id = '{}'"
+    checks = []
+    if {"has_pricing_error", "pricing_errors"} <= header_columns(conn):
+        rows = conn.execute(
+            "select invoice_id, pricing_errors from marts.invoice_header"
+            " where period_start = %s and has_pricing_error and issued_invoice_id is null order by invoice_id"
+            if "issued_invoice_id" in header_columns(conn)
+            else "select invoice_id, pricing_errors from marts.invoice_header"
+            " where period_start = %s and has_pricing_error order by invoice_id",
+            [period.start],
+        ).fetchall()
+        for draft, errors in rows:
+            reason = f"{(errors or 'pricing configuration error').strip()}; {where.format(draft)}"
+            checks.append(GateCheck(PRICING_CHECK, "invoice", False, reason, invoice_id=draft))
+        return checks or [GateCheck(PRICING_CHECK, "invoice", True)]
     rows = conn.execute(
         "select invoice_id, blocked_reason from marts.invoice_header"
         " where period_start = %s and status = 'blocked' order by invoice_id",
         [period.start],
     ).fetchall()
-    checks = []
     for draft, reason in rows:
-        known: list[str] = []
+        known: list[str] = ["gate:"]
         if previous:
             for c in previous.checks:
                 if not c.passed and (c.scope == "period" or c.invoice_id == draft):
@@ -224,14 +249,11 @@ def _pricing_checks(conn: psycopg.Connection, period: Period, previous: GateDeci
                     PRICING_CHECK,
                     "invoice",
                     False,
-                    f"{(reason or '').strip()}; see marts.invoice_header and marts.invoice_draft_lines"
-                    f" where invoice_id = '{draft}'",
+                    f"{(reason or '').strip()}; {where.format(draft)}",
                     invoice_id=draft,
                 )
             )
-    if not checks:
-        checks.append(GateCheck(PRICING_CHECK, "invoice", True))
-    return checks
+    return checks or [GateCheck(PRICING_CHECK, "invoice", True)]
 
 
 def latest_decision(conn: psycopg.Connection, period: str | Period) -> GateDecision | None:

@@ -52,6 +52,7 @@ DBT_SUITE = "dbt_billing"
 DBT_BILLING_SELECT = "invoice_header invoice_draft_lines"
 # The CUR cost column allocation conserves (DESIGN: allocation is of the unblended cost).
 RAW_COST_COLUMN = "unblended_cost"
+# Tax is the rate valid on the period's last day (as dbt's invoice_header prices it).
 # Events must reach the last day of the period: the feed is a daily partition.
 EVENTS_FRESH_WITHIN = timedelta(days=1)
 
@@ -217,7 +218,7 @@ def _suites(period: Period, rejection_pct: Decimal, currencies: list[str]) -> li
                 "  coalesce(l.amounts_present, true) and h.subtotal is not null as has_prices,"
                 "  h.tax is not null and exists ("
                 "   select 1 from raw.catalog_tax_rates r where upper(r.country) = upper(t.country)"
-                "   and r.valid_from <= h.period_start and (r.valid_to is null or r.valid_to > h.period_start)"
+                "   and r.valid_from <= h.period_end - 1 and (r.valid_to is null or r.valid_to > h.period_end - 1)"
                 "  ) as has_tax_rate"
                 " from marts.invoice_header h"
                 " left join lines l on l.invoice_id = h.invoice_id"
