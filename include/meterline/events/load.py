@@ -49,6 +49,7 @@ class FileResult:
     file_format: str
     size_bytes: int
     skipped: bool = False
+    error: str | None = None  # the file could not be read at all (corrupt Parquet, truncated gzip)
     rows_read: int = 0
     rows_loaded: int = 0
     duplicates: int = 0
@@ -64,8 +65,12 @@ class PartitionResult:
         return sum(getattr(f, name) for f in self.files if not f.skipped)
 
     @property
+    def unreadable(self) -> list[str]:
+        return [f"{f.path}: {f.error}" for f in self.files if f.error]
+
+    @property
     def files_read(self) -> int:
-        return sum(1 for f in self.files if not f.skipped)
+        return sum(1 for f in self.files if not f.skipped and not f.error)
 
     @property
     def files_skipped(self) -> int:
@@ -104,14 +109,25 @@ class PartitionResult:
             "duplicates": self.duplicates,
             "rejected": self.rejected,
             "rejected_by_reason": self.rejected_by_reason,
+            "unreadable": self.unreadable,
         }
+
+    def counts(self) -> dict[str, int]:
+        """Flat numbers, as a task's return value (ops.pipeline_runs keeps them)."""
+        flat = {k: v for k, v in self.as_dict().items() if isinstance(v, int)}
+        flat["files_unreadable"] = len(self.unreadable)
+        flat |= {f"rejected:{reason}": n for reason, n in self.rejected_by_reason.items()}
+        return flat
 
     def summary(self) -> str:
         reasons = ", ".join(f"{k}={v}" for k, v in self.rejected_by_reason.items()) or "none"
+        unreadable = ""
+        if self.unreadable:
+            unreadable = f"; UNREADABLE files (not loaded, not recorded): {'; '.join(self.unreadable)}"
         return (
             f"events {self.day}: files read {self.files_read} (skipped, already ingested: {self.files_skipped}), "
             f"rows read {self.rows_read}, loaded {self.rows_loaded}, duplicates {self.duplicates}, "
-            f"rejected {self.rejected} ({reasons})"
+            f"rejected {self.rejected} ({reasons}){unreadable}"
         )
 
 
@@ -210,7 +226,13 @@ def load_partition(
                 result.skipped = True
                 log.info("%s: already ingested (same checksum), skipped", result.path)
                 continue
-            batch = _parse(result.path, data)
+            try:
+                batch = _parse(result.path, data)
+            except (pa.ArrowException, OSError, EOFError, UnicodeDecodeError) as exc:
+                # Not recorded in the ledger: a fixed re-delivery, or a retry, reads it again.
+                result.error = f"{type(exc).__name__}: {exc}"
+                log.error("%s: unreadable, not loaded: %s", result.path, result.error)
+                continue
             reason, ts = validate(
                 batch, known_subscriptions=known_subscriptions, known_event_types=known_types, now=now, signing_key=key
             )
@@ -290,7 +312,7 @@ def load_partition(
         if rejects:
             _copy(conn, "raw.events_rejected", REJECT_COLUMNS, pa.concat_tables(rejects))
         for r in results:
-            if r.skipped:
+            if r.skipped or r.error:
                 continue
             r.rows_loaded = loaded.get(r.path, 0)
             r.duplicates = r.rows_read - sum(r.rejected.values()) - r.rows_loaded

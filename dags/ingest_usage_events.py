@@ -1,0 +1,62 @@
+"""
+### ingest_usage_events
+
+Loads one day partition of usage-event dumps per run: the files under
+`LANDING_URL/events/year=YYYY/month=MM/day=DD/` (Parquet or JSON Lines, gzipped or not; local or
+`s3://`) for the run's data interval, into `raw.events`, in one transaction
+(`meterline.events.load.load_partition`).
+
+- A file already ingested (same path and sha256, ledger `raw.ingested_files`) is skipped, so any
+  run can be repeated and changes nothing.
+- An event whose `idempotency_key` was loaded before, from any file or day, is a duplicate and
+  counted once (first seen wins).
+- Invalid rows go to `raw.events_rejected` with file, line and reason; the rest of the file loads.
+  Signatures are checked when `METERING_SIGNING_KEY` is set.
+- The task log states files read and skipped, rows read, loaded, duplicates and rejected by
+  reason; the task's return value holds the same counts (kept in `ops.pipeline_runs`).
+- A file that cannot be read at all (corrupt Parquet, truncated gzip) fails the run after the
+  others have loaded, naming it; it is not recorded, so the retry or a re-delivery reads it again.
+
+Backfill a range with `airflow backfill create --dag-id ingest_usage_events --from-date
+2025-03-01 --to-date 2025-03-31`. On success the asset `warehouse://raw/events` is updated, which
+triggers `transform_warehouse` (incremental usage models rebuild exactly the touched hours).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, dag, task
+
+from meterline.assets import RAW_EVENTS
+
+
+@dag(
+    dag_id="ingest_usage_events",
+    # Data intervals of one UTC day: the run for 2025-03-04 (started just after midnight on the
+    # 5th) loads partition day=04 — a cron trigger alone would give an empty interval.
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    # One run per day partition: catching up loads every missed day, oldest first.
+    catchup=True,
+    max_active_runs=2,
+    tags=["meterline", "ingest", "events"],
+    default_args={"owner": "meterline", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    doc_md=__doc__,
+)
+def ingest_usage_events():
+    @task(outlets=[RAW_EVENTS])
+    def load_partition(data_interval_start=None) -> dict[str, int]:
+        from meterline.events.load import load_partition
+
+        # Logs each file's counts, each rejected line (the first few per file) and the summary.
+        result = load_partition(data_interval_start.date())
+        if result.unreadable:
+            raise RuntimeError(f"unreadable event files in {result.day}: {'; '.join(result.unreadable)}")
+        return result.counts()
+
+    load_partition()
+
+
+ingest_usage_events()
