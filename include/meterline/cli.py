@@ -92,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the demo month end to end")
     demo.set_defaults(func=cmd_demo)
+
+    # One `generate` and one `load` command; each feed registers its own subcommand.
+    generate = commands.add_parser("generate", help="write generated landing-zone data (demo, tests, benchmarks)")
+    generators = generate.add_subparsers(dest="feed", required=True)
+    load = commands.add_parser("load", help="load landing-zone files into the warehouse")
+    loaders = load.add_subparsers(dest="feed", required=True)
+    from meterline.events import cli as events_cli
+
+    events_cli.register(generators, loaders)
     return parser
 
 
