@@ -144,6 +144,7 @@ def issue_draft(
     issued_at: datetime | None = None,
     replaces_invoice_id: Any = None,
     allow_after_void: bool = False,
+    columns: set[str] | None = None,
 ) -> tuple[str, list[str]] | None:
     """Issue one draft inside the caller's transaction; None when it was issued already.
 
@@ -158,7 +159,7 @@ def issue_draft(
         sql.SQL("{} as {}").format(
             sql.Identifier(f"draft_{name}" if f"draft_{name}" in columns else name), sql.Identifier(name)
         )
-        for columns in [header_columns(conn)]
+        for columns in [columns if columns is not None else header_columns(conn)]
         for name in ("subtotal", "credits", "tax", "total")
     ]
     header = cur.execute(
@@ -380,25 +381,27 @@ def emit(
     result = EmitResult(period, decision.run_id)
     result.removed, result.repaired = sweep_documents(conninfo, period, zone)
     blocked = decision.blocked_invoices
-    for draft_id in drafts:
-        if draft_id in blocked:
-            result.blocked[draft_id] = blocked[draft_id]
-            continue
-        try:
-            with warehouse.transaction(conninfo) as conn:
-                _lock_period_shared(conn, period)
-                issued = issue_draft(conn, draft_id, zone, actor=actor, issued_at=issued_at)
-                if issued is None:
-                    result.already_issued.append(draft_id)
-                    continue
-                number, uris = issued
-                if before_commit:
-                    before_commit(draft_id, number)
-        except DraftInvalid as exc:
-            result.blocked[draft_id] = [str(exc)]
-            log.error("not issued: %s", exc)
-            continue
-        result.issued.append(number)
-        result.documents += uris
+    # One connection, one transaction per invoice: the advisory locks are transaction-scoped.
+    with warehouse.connect(conninfo, autocommit=True) as conn:
+        columns = header_columns(conn)
+        for draft_id in drafts:
+            if draft_id in blocked:
+                result.blocked[draft_id] = blocked[draft_id]
+                continue
+            try:
+                with conn.transaction():
+                    _lock_period_shared(conn, period)
+                    issued = issue_draft(conn, draft_id, zone, actor=actor, issued_at=issued_at, columns=columns)
+                    if issued is not None and before_commit:
+                        before_commit(draft_id, issued[0])
+            except DraftInvalid as exc:
+                result.blocked[draft_id] = [str(exc)]
+                log.error("not issued: %s", exc)
+                continue
+            if issued is None:
+                result.already_issued.append(draft_id)
+            else:
+                result.issued.append(issued[0])
+                result.documents += issued[1]
     log.info("%s", result.summary())
     return result
