@@ -228,8 +228,7 @@ def _jsonl(table: pa.Table, raw_lines: list[str | None]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _file_format(index: int) -> str:
-    return "parquet" if index % 2 == 0 else "jsonl.gz"
+FORMATS = ("parquet", "jsonl.gz")
 
 
 def generate(
@@ -243,8 +242,12 @@ def generate(
     noise: Noise | None = None,
     signing_key: str | None = None,
     now: datetime | None = None,
+    formats: tuple[str, ...] = FORMATS,
 ) -> Generated:
-    """Write `days` day partitions from `start`; returns the files, the manifest and the truth."""
+    """Write `days` day partitions from `start`; returns the files, the manifest and the truth.
+
+    File i of a day has format `formats[i % len(formats)]` ("parquet", "jsonl.gz" or "jsonl").
+    """
     zone = Zone(landing_url)
     subs, metrics = read_catalog(zone)
     noise = noise or Noise()
@@ -295,7 +298,7 @@ def generate(
             )
         )
         file_of = rng.integers(0, files_per_day, size=n)
-        jsonl_files = [i for i in range(files_per_day) if _file_format(i) != "parquet"]
+        jsonl_files = [i for i in range(files_per_day) if formats[i % len(formats)] != "parquet"]
         counts = {"events": events_per_day, "late": n_late}
 
         # Duplicates: exact re-deliveries of an earlier good event.
@@ -366,7 +369,7 @@ def generate(
             order = pc.sort_indices(part, sort_keys=[("timestamp", "ascending")])
             part = part.take(order)
             raw_lines = [raw_lines[i] for i in order.to_pylist()]
-            fmt = _file_format(index)
+            fmt = formats[index % len(formats)]
             rel = f"{prefix}/events-{day:%Y%m%d}-{index:03d}.{fmt}"
             if fmt == "parquet":
                 if any(raw is not None for raw in raw_lines):
@@ -374,6 +377,8 @@ def generate(
                 sink = io.BytesIO()
                 pq.write_table(part, sink, compression="zstd")
                 data = sink.getvalue()
+            elif fmt == "jsonl":
+                data = _jsonl(part, raw_lines)
             else:
                 data = gzip.compress(_jsonl(part, raw_lines), compresslevel=1, mtime=0)
             written.append(zone.write_bytes(rel, data))

@@ -15,6 +15,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from psycopg import sql
 
 from meterline.events import partition_prefix
 from meterline.events.generate import EVENT_SCHEMA, Noise, generate
@@ -36,8 +37,11 @@ def checksums(db: psycopg.Connection) -> dict[str, tuple[int, str]]:
     """Row count and an order-independent digest of every row, per events table."""
     out = {}
     for table in TABLES:
+        schema, name = table.split(".")
         out[table] = db.execute(
-            f"select count(*), coalesce(md5(string_agg(md5(t::text), '' order by md5(t::text))), '') from {table} t"
+            sql.SQL(
+                "select count(*), coalesce(md5(string_agg(md5(t::text), '' order by md5(t::text))), '') from {} t"
+            ).format(sql.Identifier(schema, name))
         ).fetchone()
     return out
 

@@ -1,0 +1,209 @@
+"""Benchmark the usage-event loader and the incremental usage_hourly build.
+
+1. Loader vs floor: one generated day of `--events` events (default 1M, with the generator's
+   usual noise) is loaded by `meterline.events.load.load_partition` into an empty `raw.events`,
+   `--repeat` times; the floor is a raw `COPY` of the same accepted rows into an unindexed table
+   with the same column types, measured in the same run. Reported for an all-Parquet day and for a
+   day of half Parquet, half gzipped JSON Lines.
+2. Incremental build: `--history-events` events per day for 31 days of March 2025. The
+   incremental `usage_hourly` build after loading day 2 (1 day of history) is timed against the
+   one after loading day 31 (30 days of history). Earlier loads have their loaded_at set to the
+   night after their day, as the nightly schedule would have stamped them, so the default
+   watermark look-back applies unchanged.
+
+Run: `.venv/bin/python bench/bench_events.py` (about 10 minutes on 2 cores); it prints a
+Markdown table for bench/RESULTS.md. It uses its own databases on the warehouse server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from psycopg import sql
+
+from meterline import transform, warehouse
+from meterline.catalog.generate import generate_catalog
+from meterline.catalog.load import load_catalog
+from meterline.events.generate import generate
+from meterline.events.load import load_partition
+
+NOW = datetime(2025, 4, 15, tzinfo=UTC)
+DAY = date(2025, 3, 15)
+EVENT_COLUMNS = sql.SQL(", ").join(
+    map(
+        sql.Identifier,
+        ("event_id", "idempotency_key", "subscription_id", "event_type", "properties", "timestamp", "signature",
+         "source_file", "line_no", "partition_date", "loaded_at"),
+    )
+)  # fmt: skip
+
+
+def say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def fresh(name: str, landing: str) -> str:
+    server = warehouse.url()
+    warehouse.drop_database(server, name)
+    url = warehouse.with_database(server, name)
+    warehouse.bootstrap(url)
+    generate_catalog(landing, period=date(2025, 3, 1), tenants=40, subscriptions=120)
+    load_catalog(url, landing)
+    return url
+
+
+def truncate(url: str) -> None:
+    with warehouse.connect(url) as conn:
+        conn.execute("truncate raw.events, raw.events_rejected, raw.ingested_files")
+
+
+def bench_loader(url: str, landing: str, repeat: int) -> dict:
+    runs, result = [], None
+    for _ in range(repeat):
+        truncate(url)
+        t0 = time.perf_counter()
+        result = load_partition(DAY, landing_url=landing, conninfo=url, now=NOW)
+        runs.append(time.perf_counter() - t0)
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        copied = bytearray()
+        with cur.copy(sql.SQL("copy (select {} from raw.events) to stdout").format(EVENT_COLUMNS)) as out:
+            for chunk in out:
+                copied += chunk
+        conn.execute("drop table if exists raw.bench_events_floor")
+        conn.execute("create table raw.bench_events_floor (like raw.events including defaults)")
+    floor = []
+    for _ in range(repeat):
+        with warehouse.connect(url) as conn:
+            conn.execute("truncate raw.bench_events_floor")
+        t0 = time.perf_counter()
+        with (
+            warehouse.connect(url) as conn,
+            conn.cursor().copy(sql.SQL("copy raw.bench_events_floor ({}) from stdin").format(EVENT_COLUMNS)) as copy,
+        ):
+            for start in range(0, len(copied), 8 << 20):
+                copy.write(copied[start : start + (8 << 20)])
+        floor.append(time.perf_counter() - t0)
+    loader_s, floor_s = statistics.median(runs), statistics.median(floor)
+    return {
+        "rows_read": result.rows_read,
+        "rows_loaded": result.rows_loaded,
+        "duplicates": result.duplicates,
+        "rejected": result.rejected,
+        "loader_s": loader_s,
+        "floor_s": floor_s,
+        "loader_eps": result.rows_loaded / loader_s,
+        "floor_eps": result.rows_loaded / floor_s,
+        "ratio": floor_s / loader_s,
+        "runs": runs,
+        "floor_runs": floor,
+    }
+
+
+def stamp_nightly(url: str) -> None:
+    """Give loads of earlier days the loaded_at the nightly run would have given them."""
+    with warehouse.connect(url) as conn:
+        conn.execute(
+            "update raw.events set loaded_at = partition_date + interval '1 day 1 hour'"
+            " where loaded_at > partition_date + interval '2 days'"
+        )
+
+
+def dbt_usage_hourly(url: str, *extra: str) -> tuple[float, float]:
+    """Wall time of `dbt run` of usage_hourly and the model's own execution time."""
+    t0 = time.perf_counter()
+    transform.run(["run", "--quiet", "--select", "usage_hourly", *extra], url)
+    wall = time.perf_counter() - t0
+    results = json.loads((Path(os.environ["DBT_TARGET_PATH"]) / "run_results.json").read_text())
+    node = next(r for r in results["results"] if r["unique_id"].endswith(".usage_hourly"))
+    return wall, node["execution_time"]
+
+
+def bench_incremental(url: str, landing: str, repeat: int) -> dict:
+    march = [date(2025, 3, 1) + timedelta(days=i) for i in range(31)]
+    out = {}
+    load_partition(march[0], landing_url=landing, conninfo=url, now=NOW)
+    stamp_nightly(url)
+    transform.run(["run", "--quiet", "--select", "+usage_hourly", "--full-refresh"], url)
+    for history, new_day, backlog in ((1, march[1], []), (30, march[30], march[2:30])):
+        for day in backlog:
+            load_partition(day, landing_url=landing, conninfo=url, now=NOW)
+        if backlog:
+            stamp_nightly(url)
+            transform.run(["run", "--quiet", "--select", "usage_hourly", "--full-refresh"], url)
+        load_partition(new_day, landing_url=landing, conninfo=url, now=NOW)
+        timings = [dbt_usage_hourly(url) for _ in range(repeat)]
+        with warehouse.connect(url) as conn:
+            events, hours = conn.execute(
+                "select (select count(*) from raw.events), (select count(*) from marts.usage_hourly)"
+            ).fetchone()
+        out[history] = {
+            "events": events,
+            "usage_rows": hours,
+            "wall_s": statistics.median(t[0] for t in timings),
+            "model_s": statistics.median(t[1] for t in timings),
+            "model_runs": [t[1] for t in timings],
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--history-events", type=int, default=50_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="meterline-bench-events-"))
+    os.environ.setdefault("DBT_TARGET_PATH", str(scratch / "dbt-target"))
+    os.environ.setdefault("DBT_LOG_PATH", str(scratch / "dbt-logs"))
+    results: dict = {"loader": {}}
+
+    for label, formats in (("Parquet", ("parquet",)), ("Parquet + JSON Lines.gz", ("parquet", "jsonl.gz"))):
+        landing = str(scratch / f"landing-{len(formats)}")
+        url = fresh("meterline_bench_events", landing)
+        t0 = time.perf_counter()
+        generate(landing, DAY, 1, events_per_day=args.events, files_per_day=4, formats=formats, now=NOW)
+        say(f"generated {args.events} events ({label}) in {time.perf_counter() - t0:.1f}s")
+        results["loader"][label] = bench_loader(url, landing, args.repeat)
+        say(f"loader {label}: {results['loader'][label]}")
+
+    landing = str(scratch / "landing-history")
+    url = fresh("meterline_bench_events_history", landing)
+    t0 = time.perf_counter()
+    days = 31
+    generate(landing, date(2025, 3, 1), days, events_per_day=args.history_events, files_per_day=2, now=NOW)
+    say(f"generated 31 days x {args.history_events} events in {time.perf_counter() - t0:.1f}s")
+    results["incremental"] = bench_incremental(url, landing, args.repeat)
+    say(f"incremental: {results['incremental']}")
+
+    print(f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores), "
+          f"`python bench/bench_events.py --events {args.events} --history-events {args.history_events} "
+          f"--repeat {args.repeat}`, medians of {args.repeat}.\n")  # fmt: skip
+    print("| day of events | rows read | loaded | loader s | loader events/s | raw COPY s | COPY rows/s | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, r in results["loader"].items():
+        print(
+            f"| {label} | {r['rows_read']:,} | {r['rows_loaded']:,} | {r['loader_s']:.1f} | {r['loader_eps']:,.0f} "
+            f"| {r['floor_s']:.1f} | {r['floor_eps']:,.0f} | {r['ratio']:.2f}x |"
+        )
+    print("\n| incremental usage_hourly after | raw.events rows | usage_hourly rows | model s | dbt run wall s |")
+    print("|---|---|---|---|---|")
+    for history, r in results["incremental"].items():
+        print(
+            f"| day {history + 1} ({history} days of history) | {r['events']:,} | {r['usage_rows']:,} "
+            f"| {r['model_s']:.2f} | {r['wall_s']:.1f} |"
+        )
+    one, thirty = results["incremental"][1]["model_s"], results["incremental"][30]["model_s"]
+    print(f"\nday 31 / day 2 model time: {thirty / one:.2f}")
+
+
+if __name__ == "__main__":
+    main()
