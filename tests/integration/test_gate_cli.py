@@ -1,0 +1,53 @@
+"""The operator's commands: `meterline gate|emit|invoice ...` exit non-zero when blocked or
+refused, and say what to do."""
+
+from __future__ import annotations
+
+import argparse
+
+import psycopg
+import pytest
+from _gate_month import build, fail_reconciliation
+
+from meterline.invoicing import cli
+
+pytestmark = pytest.mark.integration
+
+
+def meterline(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="meterline")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_gate_emit_and_corrections_from_the_command_line(db: psycopg.Connection, warehouse_url, tmp_path, capsys):
+    build(db)
+    fail_reconciliation(db)
+    outbox = str(tmp_path / "outbox")
+
+    assert meterline("gate", "--period", "2025-03", "--skip-dbt") == 1
+    assert "BLOCKED" in capsys.readouterr().out
+    assert meterline("emit", "--period", "2025-03", "--outbox", outbox) == 1
+    assert "nothing emitted" in capsys.readouterr().out
+
+    why = "reconciliation=variance is the pending AWS credit memo (FIN-42)"
+    assert meterline("gate", "--period", "2025-03", "--skip-dbt", "--override", why, "--actor", "ops:alice") == 0
+    assert "overridden reconciliation" in capsys.readouterr().out
+    assert meterline("emit", "--period", "2025-03", "--outbox", outbox) == 0
+    assert "issued 3" in capsys.readouterr().out
+    number = db.execute("select invoice_number from billing.invoices where tenant_id = 't-0001'").fetchone()[0]
+
+    args = ["--invoice", number, "--reason", "SLA breach", "--actor", "ops:carol", "--outbox", outbox]
+    assert meterline("invoice", "credit-note", "--amount", "10", *args) == 0
+    assert meterline("invoice", "credit-note", "--amount", "1000", *args) == 1
+    assert "refused: credit 1000.00 USD exceeds" in capsys.readouterr().out
+    assert meterline("invoice", "credit", "--tenant", "t-0001", "--amount", "5", "--reason", "r", "--actor", "a") == 0
+    assert db.execute(
+        "select action, actor from ops.audit_log where action in ('gate.check_overridden', 'credit_note.issued',"
+        " 'credit.granted') order by audit_id"
+    ).fetchall() == [
+        ("gate.check_overridden", "ops:alice"),
+        ("credit_note.issued", "ops:carol"),
+        ("credit.granted", "a"),
+    ]
