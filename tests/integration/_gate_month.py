@@ -136,8 +136,8 @@ def build(db: psycopg.Connection) -> None:
         " values ('cur/2025-03/assembly-1', 'cur2_parquet', 'meterline', '2025-03-01', 'loaded', 100.123456)"
     )
     db.execute(
-        "insert into marts.fact_cost_raw (billing_period, line_item_product_code, unblended_cost)"
-        " values ('2025-03-01', 'AmazonEC2', 70.123456), ('2025-03-01', 'AmazonS3', 30)"
+        "insert into marts.fact_cost_raw (billing_period, line_item_product_code, unblended_cost, billed_cost)"
+        " values ('2025-03-01', 'AmazonEC2', 70.2, 70.123456), ('2025-03-01', 'AmazonS3', 30, 30)"
     )
     db.execute(
         "insert into marts.fact_cost_allocated (billing_period, usage_date, tenant_id, service, allocated_cost,"

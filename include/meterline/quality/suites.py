@@ -50,8 +50,9 @@ GX_SUITES = (
 )
 DBT_SUITE = "dbt_billing"
 DBT_BILLING_SELECT = "invoice_header invoice_draft_lines"
-# The CUR cost column allocation conserves (DESIGN: allocation is of the unblended cost).
-RAW_COST_COLUMN = "unblended_cost"
+# The CUR cost the allocation distributes and recon_summary compares: fact_cost_raw.billed_cost
+# (net unblended where AWS gives it, unblended otherwise).
+RAW_COST_COLUMN = "billed_cost"
 # Tax is the rate valid on the period's last day (as dbt's invoice_header prices it).
 # Events must reach the last day of the period: the feed is a daily partition.
 EVENTS_FRESH_WITHIN = timedelta(days=1)
