@@ -235,3 +235,25 @@ def test_pdf_renders_with_number_tenant_lines_and_totals(month, db, tmp_path):
         "240.80 EUR",
     ):
         assert expected in text, f"{expected!r} not in the rendered PDF:\n{text}"
+
+
+def test_a_pricing_error_dbt_found_after_the_gate_still_blocks_that_draft(db, warehouse_url, tmp_path):
+    build(db)
+    db.execute(
+        "alter table marts.invoice_header add column has_pricing_error boolean not null default false,"
+        " add column pricing_errors text"
+    )
+    pass_gate(warehouse_url)
+    # dbt is rebuilt after the gate ran, and now finds a price missing for t-0003.
+    db.execute(
+        "update marts.invoice_header set has_pricing_error = true,"
+        " pricing_errors = 'no price for metric compute_ms on plan plan-jpy' where tenant_id = 't-0003'"
+    )
+    result = emit(warehouse_url, PERIOD, str(tmp_path / "outbox"), issued_at=ISSUED_AT)
+    assert result.issued == ["INV-2025-000001", "INV-2025-000002"]
+    assert result.blocked == {
+        DRAFT["t-0003"]: [
+            f"draft {DRAFT['t-0003']}: pricing configuration error: no price for metric compute_ms on plan plan-jpy"
+        ]
+    }
+    assert db.execute("select count(*) from billing.invoices where tenant_id = 't-0003'").fetchone() == (0,)

@@ -186,6 +186,13 @@ def issue_draft(
         f"line {line['line_no']} ({line['description']}) has no amount" for line in lines if line["amount"] is None
     ]
     problems += [f"{name} missing" for name in ("subtotal", "credits", "tax", "total") if header[name] is None]
+    if "has_pricing_error" in (columns if columns is not None else header_columns(conn)):
+        # dbt may have been rebuilt since the gate ran: its own verdict on the draft still holds.
+        flagged = conn.execute(
+            "select pricing_errors from marts.invoice_header where invoice_id = %s and has_pricing_error", [draft_id]
+        ).fetchone()
+        if flagged:
+            problems.append(f"pricing configuration error: {flagged[0]}")
     if problems:
         raise DraftInvalid(f"draft {draft_id}: {'; '.join(problems)}")
     tenant = _tenant(conn, header["tenant_id"])
