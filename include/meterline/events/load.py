@@ -19,9 +19,11 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from itertools import pairwise
 
 import psycopg
 import pyarrow as pa
@@ -60,6 +62,7 @@ class FileResult:
 class PartitionResult:
     day: date
     files: list[FileResult]
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage: read, stage, insert, record
 
     def _sum(self, name: str) -> int:
         return sum(getattr(f, name) for f in self.files if not f.skipped)
@@ -157,6 +160,16 @@ def _no_nul(values: pa.Array) -> pa.Array:
     return pc.replace_substring(values, "\x00", "\\u0000")
 
 
+def _first_seen(rows: pa.Table) -> pa.Table:
+    """Within one partition's rows (in file and line order), keep the first of each key: the
+    insert then needs no ordering, and its `on conflict` only meets keys loaded before."""
+    keyed = pa.table({"key": rows["idempotency_key"], "i": pa.array(range(rows.num_rows), pa.int64())})
+    firsts = keyed.group_by("key", use_threads=False).aggregate([("i", "min")])["i_min"]
+    if len(firsts) == rows.num_rows:
+        return rows
+    return rows.take(pc.take(firsts, pc.sort_indices(firsts)))
+
+
 STAGE_COLUMNS = [
     "event_id",
     "idempotency_key",
@@ -198,6 +211,7 @@ def load_partition(
     results: list[FileResult] = []
     goods: list[pa.Table] = []
     rejects: list[pa.Table] = []
+    clock = {"start": time.perf_counter()}
 
     with warehouse.connect(conninfo or warehouse.url()) as conn:
         conn.execute("select set_config('application_name', %s, false)", [APPLICATION_NAME])
@@ -279,6 +293,7 @@ def load_partition(
                 ]:
                     log.warning("%s line %s: rejected, %s", result.path, line, why)
 
+        clock["read"] = time.perf_counter()
         conn.execute(
             "create temp table events_stage ("
             " event_id text, idempotency_key text, subscription_id text, event_type text, properties text,"
@@ -286,11 +301,12 @@ def load_partition(
             ") on commit drop"
         )
         if goods:
-            _copy(conn, "events_stage", STAGE_COLUMNS, pa.concat_tables(goods))
+            _copy(conn, "events_stage", STAGE_COLUMNS, _first_seen(pa.concat_tables(goods)))
         # loaded_at is taken now, just before the insert and the commit, not at the start of the
         # transaction: dbt's incremental watermark (max loaded_at it has seen) then misses no
         # load that was still running when dbt built.
         loaded_at = conn.execute("select clock_timestamp()").fetchone()[0]
+        clock["stage"] = time.perf_counter()
         loaded = dict(
             conn.execute(
                 """
@@ -300,7 +316,6 @@ def load_partition(
                     select event_id::uuid, idempotency_key, lower(subscription_id)::uuid, event_type,
                            properties::jsonb, "timestamp", signature, source_file, line_no, %s, %s
                     from events_stage
-                    order by file_seq, line_no
                     on conflict (idempotency_key) do nothing
                     returning source_file
                 )
@@ -309,6 +324,7 @@ def load_partition(
                 [day, loaded_at],
             ).fetchall()
         )
+        clock["insert"] = time.perf_counter()
         if rejects:
             _copy(conn, "raw.events_rejected", REJECT_COLUMNS, pa.concat_tables(rejects))
         for r in results:
@@ -332,6 +348,8 @@ def load_partition(
                 sum(r.rejected.values()),
                 dict(r.rejected) or "",
             )
-    outcome = PartitionResult(day, results)
+    clock["record"] = time.perf_counter()  # the commit included
+    stages = list(clock)
+    outcome = PartitionResult(day, results, {b: round(clock[b] - clock[a], 3) for a, b in pairwise(stages)})
     log.info(outcome.summary())
     return outcome

@@ -21,7 +21,6 @@ create unique index if not exists events_idempotency_key_uidx on raw.events (ide
 -- by timestamp.
 create index if not exists events_timestamp_idx on raw.events ("timestamp");
 create index if not exists events_loaded_at_idx on raw.events (loaded_at);
-create index if not exists events_partition_date_idx on raw.events (partition_date);
 
 -- A row that failed validation: where it was, why, and the record as found (text, since a
 -- malformed line is not JSON).

@@ -75,6 +75,7 @@ def test_partition_loads_exactly_once(catalog: Catalog, db, warehouse_url):
             "unknown_event_type": 1,
             "unknown_subscription": 1,
         },
+        "unreadable": [],
     }
     assert day1["lines"] == 410
     assert db.execute("select count(*), count(distinct idempotency_key) from raw.events").fetchone() == (401, 401)
@@ -187,6 +188,28 @@ def test_changed_file_is_read_again_and_its_known_events_are_duplicates(catalog:
     assert (result.files_read, result.rows_read, result.rows_loaded, result.duplicates) == (1, 4, 1, 3)
     assert db.execute("select count(*) from raw.ingested_files").fetchone() == (2,)
     assert db.execute("select count(*) from raw.events").fetchone() == (4,)
+
+
+def test_an_unreadable_file_is_named_and_the_others_load(catalog: Catalog, db):
+    zone = Zone(catalog.landing_url)
+    prefix = partition_prefix(DAY)
+    zone.write_bytes(f"{prefix}/a.jsonl", json.dumps(_event(catalog, 1)).encode())
+    zone.write_bytes(f"{prefix}/b.parquet", b"PAR1 truncated")
+
+    result = load_partition(DAY, landing_url=catalog.landing_url, now=NOW)
+
+    assert len(result.unreadable) == 1
+    assert result.unreadable[0].startswith(f"{prefix}/b.parquet: ArrowInvalid: ")
+    assert (result.files_read, result.rows_loaded) == (1, 1)
+    assert db.execute("select source_file from raw.ingested_files").fetchall() == [(f"{prefix}/a.jsonl",)]
+    assert "UNREADABLE files (not loaded, not recorded): " + f"{prefix}/b.parquet" in result.summary()
+
+    # The re-delivered file is read on the next run; a.jsonl is skipped.
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist([{**_event(catalog, 2), "properties": "{}"}]), sink)
+    zone.write_bytes(f"{prefix}/b.parquet", sink.getvalue().to_pybytes())
+    again = load_partition(DAY, landing_url=catalog.landing_url, now=NOW)
+    assert (again.unreadable, again.files_skipped, again.rows_loaded) == ([], 1, 1)
 
 
 def test_a_killed_loader_leaves_the_tables_as_they_were(catalog: Catalog, db, warehouse_url):
