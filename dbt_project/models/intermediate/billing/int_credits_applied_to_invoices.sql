@@ -14,7 +14,10 @@ with
 
 lines as (
 
-    select * from {{ ref('int_invoice_lines_priced') }}
+    select invoice_id, amount from {{ ref('int_invoice_lines_priced') }}
+    union all
+    select invoice_id, amount from {{ ref('int_adjustments_priced_for_late_usage') }}
+    where invoice_id is not null
 
 ),
 

@@ -1,6 +1,8 @@
 -- dbt's computed lines of every draft invoice (one per subscription and month): priced lines
--- (int_invoice_lines_priced) plus one credit line when credits apply. line_no orders them: base
--- fees, usage per metric, overage, minimum-commitment true-up, adjustments, credit.
+-- (int_invoice_lines_priced), late-usage adjustments for months already issued
+-- (int_adjustments_priced_for_late_usage) and one credit line when credits apply. line_no
+-- orders them: base fees, usage per metric, overage, minimum-commitment true-up, adjustments,
+-- credit.
 -- The emitter copies these into billing.invoice_line_items at issue.
 
 with
@@ -8,6 +10,12 @@ with
 lines as (
 
     select * from {{ ref('int_invoice_lines_priced') }}
+
+),
+
+adjustments as (
+
+    select * from {{ ref('int_adjustments_priced_for_late_usage') }}
 
 ),
 
@@ -43,6 +51,11 @@ credit_lines as (
 all_lines as (
 
     select * from lines
+    union all
+    select
+        invoice_id, kind_order, segment_started_at, kind, metric_code, description, quantity, unit_price, amount
+    from adjustments
+    where invoice_id is not null
     union all
     select * from credit_lines
 
