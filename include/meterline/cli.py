@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     from meterline.events import cli as events_cli
 
     events_cli.register(generators, loaders)
+    from meterline.cur import cli as cur_cli
+
+    cur_cli.register(generators, loaders)
     return parser
 
 

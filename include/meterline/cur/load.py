@@ -20,6 +20,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 from psycopg.types.json import Jsonb
 
 from meterline import audit, warehouse
@@ -110,7 +111,10 @@ def _copy_file(
     rows = 0
     columns: list[str] = []
     extras: list[str] = []
-    with conn.cursor().copy(statement) as copy:
+    cursor = conn.cursor()
+    # A writer thread sends each rendered chunk while the next batch is read and normalised, so
+    # Python's work overlaps PostgreSQL's parsing instead of adding to it.
+    with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
         for first_line, batch in batches(zone, rel):
             normalised = normalise(batch, typed, file=zone.uri(rel), first_line=first_line)
             if not columns:
