@@ -88,3 +88,13 @@ def _default_zone() -> Zone:
     from meterline.landing import landing
 
     return landing()
+
+
+SNAPSHOT_SELECTION = ["currencies", "path:models/staging/catalog", "path:snapshots"]
+
+
+def snapshot_catalog(conninfo: str | None) -> None:
+    """Record the loaded catalog's history: dbt build of the catalog staging views and snapshots."""
+    from meterline import transform
+
+    transform.run(["build", "--select", *SNAPSHOT_SELECTION], conninfo)
