@@ -55,3 +55,17 @@ def test_ingest_usage_events_loads_its_interval_once(airflow, warehouse_url, tmp
 
     again = airflow_env.dags_test("ingest_usage_events", env, logical_date="2025-03-05")
     assert "files read 0 (skipped, already ingested: 2), rows read 0, loaded 0" in again.stdout + again.stderr
+
+
+def test_backfill_of_a_date_range_runs_one_partition_per_day(airflow):
+    """`airflow backfill create` plans one run per day, logical date = the day partition it loads."""
+    airflow_env.run(["dags", "reserialize"], airflow, capture_output=True)
+    done = airflow_env.run(
+        ["backfill", "create", "--dag-id", "ingest_usage_events", "--from-date", "2025-03-01", "--to-date",
+         "2025-03-03", "--dry-run"],
+        airflow,
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    planned = [line.split("|")[1].strip() for line in done.stdout.splitlines() if line.startswith("| 2025-")]
+    assert planned == ["2025-03-01 00:00:00+00:00", "2025-03-02 00:00:00+00:00", "2025-03-03 00:00:00+00:00"]
