@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -114,19 +115,27 @@ def _copy_file(
     cursor = conn.cursor()
     # A writer thread sends each rendered chunk while the next batch is read and normalised, so
     # Python's work overlaps PostgreSQL's parsing instead of adding to it.
-    with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
-        for first_line, batch in batches(zone, rel):
-            normalised = normalise(batch, typed, file=zone.uri(rel), first_line=first_line)
-            if not columns:
-                columns, extras = normalised.columns, normalised.extra_columns
-            n = batch.num_rows
-            table = normalised.table
-            table = table.add_column(0, "source_line", pa.array(np.arange(first_line, first_line + n), pa.int64()))
-            table = table.add_column(
-                0, "line_seq", pa.array(np.arange(line_seq + rows, line_seq + rows + n), pa.int64())
-            )
-            copy.write(_csv_bytes(table))
-            rows += n
+    try:
+        with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
+            for first_line, batch in batches(zone, rel):
+                normalised = normalise(batch, typed, file=zone.uri(rel), first_line=first_line)
+                if not columns:
+                    columns, extras = normalised.columns, normalised.extra_columns
+                n = batch.num_rows
+                table = normalised.table
+                table = table.add_column(0, "source_line", pa.array(np.arange(first_line, first_line + n), pa.int64()))
+                table = table.add_column(
+                    0, "line_seq", pa.array(np.arange(line_seq + rows, line_seq + rows + n), pa.int64())
+                )
+                copy.write(_csv_bytes(table))
+                rows += n
+    except psycopg.errors.DataError as exc:
+        # PostgreSQL names the COPY line (one COPY per file: line n is the file's n-th row).
+        context = (exc.diag.context or "").strip().splitlines()
+        where = re.search(r"line (\d+)", context[0]) if context else None
+        csv_header = 1 if rel.endswith((".csv", ".csv.gz")) else 0
+        row = f"{'line' if csv_header else 'row'} {int(where.group(1)) + csv_header}" if where else "a row"
+        raise CurFormatError(f"{zone.uri(rel)}: {row}: {exc.diag.message_primary or exc}") from exc
     return rows, columns, extras
 
 
@@ -167,7 +176,7 @@ def load_delivery(conninfo: str, zone: Zone, delivery: Delivery) -> Outcome:
     try:
         with warehouse.transaction(conninfo) as conn:
             return _load(conn, zone, delivery)
-    except (CurFormatError, psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+    except (CurFormatError, psycopg.errors.DataError, psycopg.errors.IntegrityError, pa.ArrowException) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if isinstance(exc, psycopg.Error) and exc.diag.context:
             message += f" ({exc.diag.context.strip().splitlines()[0]})"

@@ -318,6 +318,18 @@ def test_a_truncated_gzip_or_a_bad_number_names_the_file_and_line(db, warehouse_
         load_delivery(warehouse_url, Zone(str(landing)), delivery)
     assert _period_totals(db, date(2023, 11, 1)) == (1281, Decimal("1.68230869740"), 1)
 
+    # A value only PostgreSQL can refuse (a date that does not exist): still the file and its line.
+    start = rows[0].index("lineItem/UsageStartDate")
+    rows[9][cost] = "0.0"
+    rows[19][start] = "2023-11-31T00:00:00.000Z"
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    place_legacy_sample(landing, "asm-0004", body=gzip.compress(out.getvalue().encode()))
+    summary = run(warehouse_url, str(landing))
+    failure = next(f for f in summary.failed if "asm-0004" in f)
+    assert "asm-0004/legacy-report-00001.csv.gz: line 20: date/time field value out of range" in failure
+    assert _period_totals(db, date(2023, 11, 1)) == (1281, Decimal("1.68230869740"), 1)
+
 
 def test_deliveries_load_from_s3(db, warehouse_url, s3_bucket: str):
     zone = Zone(f"{s3_bucket}/landing")
