@@ -6,6 +6,7 @@
     'int_recon_exceptions_tagging',
     'int_recon_exceptions_usage',
     'int_recon_exceptions_invoice',
+    'int_recon_exceptions_billing',
 ] -%}
 
 with
