@@ -144,6 +144,11 @@ def _copy(conn: psycopg.Connection, table: str, columns: list[str], rows: pa.Tab
     """COPY an Arrow table through CSV written by Arrow in C: no Python loop per row."""
     if rows.num_rows == 0:
         return
+    # Arrow formats zone-aware timestamps slowly (a zone lookup per value); the session runs in
+    # UTC (warehouse.connect), so naive UTC text means the same instant.
+    for i, column in enumerate(rows.columns):
+        if pa.types.is_timestamp(column.type) and column.type.tz:
+            rows = rows.set_column(i, rows.field(i).name, column.cast(pa.timestamp(column.type.unit)))
     sink = io.BytesIO()
     pacsv.write_csv(rows, sink, _CSV)
     statement = sql.SQL("copy {} ({}) from stdin (format csv)").format(
@@ -170,7 +175,7 @@ def _first_seen(rows: pa.Table) -> pa.Table:
     return rows.take(pc.take(firsts, pc.sort_indices(firsts)))
 
 
-STAGE_COLUMNS = [
+EVENT_COLUMNS = [
     "event_id",
     "idempotency_key",
     "subscription_id",
@@ -180,8 +185,20 @@ STAGE_COLUMNS = [
     "signature",
     "source_file",
     "line_no",
-    "file_seq",
+    "partition_date",
+    "loaded_at",
 ]
+
+
+def _known_keys(conn: psycopg.Connection, keys: pa.ChunkedArray) -> pa.Array:
+    """The keys among `keys` already in raw.events: one probe each of its unique index (an array
+    parameter keeps the plan an index scan however large raw.events grows)."""
+    known = conn.execute(
+        "select idempotency_key from raw.events where idempotency_key = any(%b)", [keys.to_pylist()]
+    ).fetchall()
+    return pa.array([k for (k,) in known], pa.string())
+
+
 REJECT_COLUMNS = [
     "source_file",
     "checksum",
@@ -230,7 +247,7 @@ def load_partition(
             [r[0] for r in conn.execute("select distinct event_type from raw.catalog_metrics")], pa.string()
         )
 
-        for seq, landed_file in enumerate(landed):
+        for landed_file in landed:
             data = zone.read_bytes(landed_file.path)
             result = FileResult(
                 landed_file.path, hashlib.sha256(data).hexdigest(), file_format(landed_file.path), len(data)
@@ -266,7 +283,6 @@ def load_partition(
                         "signature": cols["signature"],
                         "source_file": pa.repeat(pa.scalar(result.path), batch.num_rows),
                         "line_no": batch.line_no,
-                        "file_seq": pa.repeat(pa.scalar(seq, pa.int32()), batch.num_rows),
                     }
                 ).filter(ok)
             )
@@ -294,36 +310,36 @@ def load_partition(
                     log.warning("%s line %s: rejected, %s", result.path, line, why)
 
         clock["read"] = time.perf_counter()
-        conn.execute(
-            "create temp table events_stage ("
-            " event_id text, idempotency_key text, subscription_id text, event_type text, properties text,"
-            ' "timestamp" timestamptz, signature text, source_file text, line_no int, file_seq int'
-            ") on commit drop"
-        )
-        if goods:
-            _copy(conn, "events_stage", STAGE_COLUMNS, _first_seen(pa.concat_tables(goods)))
-        # loaded_at is taken now, just before the insert and the commit, not at the start of the
+        # Writers queue here, so "first seen" follows commit order and no two loaders can race
+        # on one key; reading and validating above ran in parallel.
+        conn.execute("select pg_advisory_xact_lock(hashtext('meterline.events.write'))")
+        rows = _first_seen(pa.concat_tables(goods)) if goods else None
+        if rows is not None and rows.num_rows:
+            rows = rows.filter(pc.invert(pc.is_in(rows["idempotency_key"], _known_keys(conn, rows["idempotency_key"]))))
+        clock["stage"] = time.perf_counter()
+        # loaded_at is taken now, just before the COPY and the commit, not at the start of the
         # transaction: dbt's incremental watermark (max loaded_at it has seen) then misses no
         # load that was still running when dbt built.
         loaded_at = conn.execute("select clock_timestamp()").fetchone()[0]
-        clock["stage"] = time.perf_counter()
-        loaded = dict(
-            conn.execute(
-                """
-                with inserted as (
-                    insert into raw.events (event_id, idempotency_key, subscription_id, event_type, properties,
-                                            "timestamp", signature, source_file, line_no, partition_date, loaded_at)
-                    select event_id::uuid, idempotency_key, lower(subscription_id)::uuid, event_type,
-                           properties::jsonb, "timestamp", signature, source_file, line_no, %s, %s
-                    from events_stage
-                    on conflict (idempotency_key) do nothing
-                    returning source_file
-                )
-                select source_file, count(*) from inserted group by source_file
-                """,
-                [day, loaded_at],
-            ).fetchall()
-        )
+        loaded: dict[str, int] = {}
+        if rows is not None and rows.num_rows:
+            n = rows.num_rows
+            _copy(
+                conn,
+                "raw.events",
+                EVENT_COLUMNS,
+                pa.table(
+                    {
+                        **{c: rows[c] for c in EVENT_COLUMNS[:8]},
+                        "subscription_id": pc.utf8_lower(rows["subscription_id"]),
+                        "line_no": rows["line_no"],
+                        "partition_date": pa.repeat(pa.scalar(day, pa.date32()), n),
+                        "loaded_at": pa.repeat(pa.scalar(loaded_at, pa.timestamp("us", tz="UTC")), n),
+                    }
+                ).select(EVENT_COLUMNS),
+            )
+            per_file = rows.group_by("source_file").aggregate([("line_no", "count")])
+            loaded = dict(zip(per_file["source_file"].to_pylist(), per_file["line_no_count"].to_pylist(), strict=True))
         clock["insert"] = time.perf_counter()
         if rejects:
             _copy(conn, "raw.events_rejected", REJECT_COLUMNS, pa.concat_tables(rejects))
