@@ -2,16 +2,18 @@
 
 For the files under `events/year=YYYY/month=MM/day=DD/` of the landing zone (local or `s3://`):
 skip a file whose path and sha256 are in `raw.ingested_files`; validate the rest with Arrow
-(`meterline.events.validate`); COPY the good rows into a temporary staging table, then insert
-them into `raw.events` in file and line order with `on conflict (idempotency_key) do nothing`,
-so the first delivery of an event wins and a re-delivery — in the same file, another file or
-another day — is counted as a duplicate; quarantine invalid rows in `raw.events_rejected` with
-file, line and reason; record each file's counts in `raw.ingested_files`.
+(`meterline.events.validate`); keep the first row of each `idempotency_key` among the
+partition's good rows (file, then line order), drop the keys `raw.events` already holds (one
+probe of its unique index each), and COPY the rest straight into `raw.events` (CSV written by
+Arrow). So the first delivery of an event wins, and a re-delivery — in the same file, another
+file or another day — is counted as a duplicate. Invalid rows go to `raw.events_rejected` with
+file, line and reason; each file's counts go to `raw.ingested_files`.
 
-Everything happens in one transaction, under an advisory lock per partition: a crash (or a
-killed process) leaves the tables exactly as they were, and two loaders of one day queue.
-Paths are recorded relative to the landing zone, so the same files under another `LANDING_URL`
-(a local folder or its copy in S3) are the same files.
+Everything happens in one transaction: a crash (or a killed process) leaves the tables exactly
+as they were. Loaders of one day queue on an advisory lock; loaders of different days read and
+validate in parallel and queue only to write, so no two can race on a key (and the unique index
+would refuse it anyway). Paths are recorded relative to the landing zone, so the same files
+under another `LANDING_URL` (a local folder or its copy in S3) are the same files.
 """
 
 from __future__ import annotations
