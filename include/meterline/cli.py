@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     from meterline.cur import cli as cur_cli
 
     cur_cli.register(generators, loaders)
+    from meterline.catalog import cli as catalog_cli
+
+    catalog_cli.register(generators, loaders)
     return parser
 
 
