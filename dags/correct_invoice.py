@@ -51,7 +51,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 def correct_invoice():
     @task
     def apply_correction() -> dict[str, object]:
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         from meterline import warehouse
         from meterline.invoicing import corrections
