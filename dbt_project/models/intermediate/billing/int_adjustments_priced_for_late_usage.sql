@@ -150,17 +150,16 @@ open_months as (
 
 targets as (
 
-    select
+    -- the subscription's first month after the adjusted one that is not issued yet
+    select distinct on (live_issued.draft_id)
         live_issued.draft_id,
-        (
-            select open_months.invoice_id
-            from open_months
-            where open_months.subscription_id = live_issued.subscription_id
-                and open_months.period_start > live_issued.period_start
-            order by open_months.period_start
-            limit 1
-        ) as target_invoice_id
+        open_months.invoice_id as target_invoice_id
     from live_issued
+    left join open_months
+        on open_months.subscription_id = live_issued.subscription_id
+        and open_months.period_start > live_issued.period_start
+    where live_issued.draft_id in (select draft_id from late_events)
+    order by live_issued.draft_id, open_months.period_start
 
 ),
 
