@@ -84,6 +84,8 @@ def test_validate_names_the_first_failing_check_per_line():
         json.dumps(event(event_type="video.render")),
         json.dumps(event(properties={"tokens": -1})),
         json.dumps(event(properties=None)),  # absent properties: an empty object
+        json.dumps(event(idempotency_key="ik\n2")),
+        json.dumps(event(idempotency_key="k" * 201)),
     ]
     batch = read_jsonl("d.jsonl", "\n".join(lines).encode())
     reason, _ = validate(
@@ -92,7 +94,7 @@ def test_validate_names_the_first_failing_check_per_line():
         known_event_types=pa.array(["llm.completion"]),
         now=NOW,
     )
-    assert batch.line_no.to_pylist() == list(range(1, 11))
+    assert batch.line_no.to_pylist() == list(range(1, 13))
     assert reason.to_pylist() == [
         None,
         "malformed_json",
@@ -104,6 +106,8 @@ def test_validate_names_the_first_failing_check_per_line():
         "unknown_event_type",
         "negative_quantity",
         None,
+        "invalid_idempotency_key",
+        "invalid_idempotency_key",
     ]
 
 

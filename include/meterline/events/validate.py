@@ -35,6 +35,9 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 UUID_RE = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 TS_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$"
 TS_TYPE = pa.timestamp("us", tz="UTC")
+# A key is at most 200 characters without control characters (NUL cannot be stored at all).
+KEY_FORBIDDEN = r"[\x00-\x1f\x7f]"
+KEY_MAX_LENGTH = 200
 
 
 @dataclass
@@ -239,6 +242,13 @@ def validate(
         checks.append((f"missing_field:{name}", missing))
     for name in ("event_id", "subscription_id"):
         checks.append((f"invalid_uuid:{name}", pc.invert(pc.match_substring_regex(cols[name], UUID_RE))))
+    key = cols["idempotency_key"]
+    checks.append(
+        (
+            "invalid_idempotency_key",
+            pc.or_kleene(pc.match_substring_regex(key, KEY_FORBIDDEN), pc.greater(pc.utf8_length(key), KEY_MAX_LENGTH)),
+        )
+    )
     checks.append(("invalid_timestamp", pc.is_null(ts)))
     checks.append(("invalid_properties", pc.invert(props_ok)))
     checks.append(("future_timestamp", pc.greater(ts, pa.scalar(now + FUTURE_TOLERANCE, TS_TYPE))))
