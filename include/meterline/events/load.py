@@ -5,14 +5,15 @@ skip a file whose path and sha256 are in `raw.ingested_files`; validate the rest
 (`meterline.events.validate`); keep the first row of each `idempotency_key` among the
 partition's good rows (file, then line order), drop the keys `raw.events` already holds (one
 probe of its unique index each), and COPY the rest straight into `raw.events` (CSV written by
-Arrow). So the first delivery of an event wins, and a re-delivery — in the same file, another
-file or another day — is counted as a duplicate. Invalid rows go to `raw.events_rejected` with
-file, line and reason; each file's counts go to `raw.ingested_files`.
+Arrow) — file by file, in a writer thread, while the next file is read and validated. So the
+first delivery of an event wins, and a re-delivery — in the same file, another file or another
+day — is counted as a duplicate. Invalid rows go to `raw.events_rejected` with file, line and
+reason; each file's counts go to `raw.ingested_files`.
 
 Everything happens in one transaction: a crash (or a killed process) leaves the tables exactly
-as they were. Loaders of one day queue on an advisory lock; loaders of different days read and
-validate in parallel and queue only to write, so no two can race on a key (and the unique index
-would refuse it anyway). Paths are recorded relative to the landing zone, so the same files
+as they were. Loaders of one day queue on an advisory lock, and all loaders queue on another
+before their first write, so no two race on a key (the unique index would refuse it anyway).
+Paths are recorded relative to the landing zone, so the same files
 under another `LANDING_URL` (a local folder or its copy in S3) are the same files.
 """
 
@@ -21,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import queue
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -64,7 +67,7 @@ class FileResult:
 class PartitionResult:
     day: date
     files: list[FileResult]
-    seconds: dict[str, float] = field(default_factory=dict)  # per stage: read, stage, insert, record
+    seconds: dict[str, float] = field(default_factory=dict)  # read (and write alongside), write, record
 
     def _sum(self, name: str) -> int:
         return sum(getattr(f, name) for f in self.files if not f.skipped)
@@ -216,6 +219,64 @@ REJECT_COLUMNS = [
 ]
 
 
+class _Writer(threading.Thread):
+    """COPYs each file's new events into raw.events while the caller reads the next file, so
+    Python's parsing and validation overlap PostgreSQL's COPY. Owns the connection until
+    `finish()`; the first error stops the writing and is raised by `finish()`."""
+
+    def __init__(self, conn: psycopg.Connection, day: date):
+        super().__init__(name="events-writer", daemon=True)
+        self.conn, self.day = conn, day
+        self.queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=2)
+        self.loaded: Counter = Counter()
+        self.loaded_at: datetime | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while (rows := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self._write(rows)
+                except BaseException as exc:  # handed to the caller by finish()
+                    self.error = exc
+
+    def _write(self, rows: pa.Table) -> None:
+        if self.loaded_at is None:
+            # Writers of all partitions queue here, so "first seen" follows commit order and no
+            # two loaders race on a key (the unique index would refuse it anyway).
+            self.conn.execute("select pg_advisory_xact_lock(hashtext('meterline.events.write'))")
+            # Stamped when writing starts, not when the transaction began: dbt's watermark (the
+            # newest loaded_at it has seen, less a look-back) then misses no load still running.
+            self.loaded_at = self.conn.execute("select clock_timestamp()").fetchone()[0]
+        known = _known_keys(self.conn, rows["idempotency_key"])
+        fresh = rows.filter(pc.invert(pc.is_in(rows["idempotency_key"], known)))
+        n = fresh.num_rows
+        if n == 0:
+            return
+        _copy(
+            self.conn,
+            "raw.events",
+            EVENT_COLUMNS,
+            pa.table(
+                {
+                    **{c: fresh[c] for c in EVENT_COLUMNS[:9]},
+                    "subscription_id": pc.utf8_lower(fresh["subscription_id"]),
+                    "partition_date": pa.repeat(pa.scalar(self.day, pa.date32()), n),
+                    "loaded_at": pa.repeat(pa.scalar(self.loaded_at, pa.timestamp("us", tz="UTC")), n),
+                }
+            ).select(EVENT_COLUMNS),
+        )
+        per_file = fresh.group_by("source_file").aggregate([("line_no", "count")])
+        files, counts = per_file["source_file"].to_pylist(), per_file["line_no_count"].to_pylist()
+        self.loaded.update(dict(zip(files, counts, strict=True)))
+
+    def finish(self) -> None:
+        self.queue.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
 def load_partition(
     day: date,
     *,
@@ -231,7 +292,7 @@ def load_partition(
     now = now or datetime.now(UTC)
     landed = zone.list(partition_prefix(day), SUFFIXES)
     results: list[FileResult] = []
-    goods: list[pa.Table] = []
+    queued_keys: list[pa.Array] = []  # keys already sent to the writer: later copies are duplicates
     rejects: list[pa.Table] = []
     clock = {"start": time.perf_counter()}
 
@@ -252,32 +313,38 @@ def load_partition(
             [r[0] for r in conn.execute("select distinct event_type from raw.catalog_metrics")], pa.string()
         )
 
-        for landed_file in landed:
-            data = zone.read_bytes(landed_file.path)
-            result = FileResult(
-                landed_file.path, hashlib.sha256(data).hexdigest(), file_format(landed_file.path), len(data)
-            )
-            results.append(result)
-            if (result.path, result.checksum) in seen:
-                result.skipped = True
-                log.info("%s: already ingested (same checksum), skipped", result.path)
-                continue
-            try:
-                batch = _parse(result.path, data)
-            except (pa.ArrowException, OSError, EOFError, UnicodeDecodeError) as exc:
-                # Not recorded in the ledger: a fixed re-delivery, or a retry, reads it again.
-                result.error = f"{type(exc).__name__}: {exc}"
-                log.error("%s: unreadable, not loaded: %s", result.path, result.error)
-                continue
-            reason, ts = validate(
-                batch, known_subscriptions=known_subscriptions, known_event_types=known_types, now=now, signing_key=key
-            )
-            ok = pc.is_null(reason)
-            result.rows_read = batch.num_rows
-            n_good = pc.sum(ok).as_py() or 0
-            cols = batch.columns
-            goods.append(
-                pa.table(
+        writer = _Writer(conn, day)
+        writer.start()
+        try:
+            for landed_file in landed:
+                data = zone.read_bytes(landed_file.path)
+                result = FileResult(
+                    landed_file.path, hashlib.sha256(data).hexdigest(), file_format(landed_file.path), len(data)
+                )
+                results.append(result)
+                if (result.path, result.checksum) in seen:
+                    result.skipped = True
+                    log.info("%s: already ingested (same checksum), skipped", result.path)
+                    continue
+                try:
+                    batch = _parse(result.path, data)
+                except (pa.ArrowException, OSError, EOFError, UnicodeDecodeError) as exc:
+                    # Not recorded in the ledger: a fixed re-delivery, or a retry, reads it again.
+                    result.error = f"{type(exc).__name__}: {exc}"
+                    log.error("%s: unreadable, not loaded: %s", result.path, result.error)
+                    continue
+                reason, ts = validate(
+                    batch,
+                    known_subscriptions=known_subscriptions,
+                    known_event_types=known_types,
+                    now=now,
+                    signing_key=key,
+                )
+                ok = pc.is_null(reason)
+                result.rows_read = batch.num_rows
+                n_good = pc.sum(ok).as_py() or 0
+                cols = batch.columns
+                good = pa.table(
                     {
                         "event_id": cols["event_id"],
                         "idempotency_key": cols["idempotency_key"],
@@ -290,62 +357,38 @@ def load_partition(
                         "line_no": batch.line_no,
                     }
                 ).filter(ok)
-            )
-            if n_good < batch.num_rows:
-                bad = pc.indices_nonzero(pc.invert(ok))
-                reasons = reason.take(bad)
-                result.rejected.update(reasons.to_pylist())
-                rejects.append(
-                    pa.table(
-                        {
-                            "source_file": pa.repeat(pa.scalar(result.path), len(bad)),
-                            "checksum": pa.repeat(pa.scalar(result.checksum), len(bad)),
-                            "line_no": batch.line_no.take(bad),
-                            "reason": reasons,
-                            "raw_record": _no_nul(pa.array(raw_records(batch, bad.to_pylist()), pa.string())),
-                            "idempotency_key": _no_nul(cols["idempotency_key"].take(bad)),
-                            "timestamp": ts.take(bad),
-                            "partition_date": pa.repeat(pa.scalar(day, pa.date32()), len(bad)),
-                        }
+                good = _first_seen(good)
+                if queued_keys:
+                    good = good.filter(pc.invert(pc.is_in(good["idempotency_key"], pa.concat_arrays(queued_keys))))
+                queued_keys.append(good["idempotency_key"].combine_chunks())
+                writer.queue.put(good)
+                if n_good < batch.num_rows:
+                    bad = pc.indices_nonzero(pc.invert(ok))
+                    reasons = reason.take(bad)
+                    result.rejected.update(reasons.to_pylist())
+                    rejects.append(
+                        pa.table(
+                            {
+                                "source_file": pa.repeat(pa.scalar(result.path), len(bad)),
+                                "checksum": pa.repeat(pa.scalar(result.checksum), len(bad)),
+                                "line_no": batch.line_no.take(bad),
+                                "reason": reasons,
+                                "raw_record": _no_nul(pa.array(raw_records(batch, bad.to_pylist()), pa.string())),
+                                "idempotency_key": _no_nul(cols["idempotency_key"].take(bad)),
+                                "timestamp": ts.take(bad),
+                                "partition_date": pa.repeat(pa.scalar(day, pa.date32()), len(bad)),
+                            }
+                        )
                     )
-                )
-                for line, why in list(zip(batch.line_no.take(bad).to_pylist(), reasons.to_pylist(), strict=True))[
-                    :_LOGGED_REJECTIONS
-                ]:
-                    log.warning("%s line %s: rejected, %s", result.path, line, why)
-
-        clock["read"] = time.perf_counter()
-        # Writers queue here, so "first seen" follows commit order and no two loaders can race
-        # on one key; reading and validating above ran in parallel.
-        conn.execute("select pg_advisory_xact_lock(hashtext('meterline.events.write'))")
-        rows = _first_seen(pa.concat_tables(goods)) if goods else None
-        if rows is not None and rows.num_rows:
-            rows = rows.filter(pc.invert(pc.is_in(rows["idempotency_key"], _known_keys(conn, rows["idempotency_key"]))))
-        clock["stage"] = time.perf_counter()
-        # loaded_at is taken now, just before the COPY and the commit, not at the start of the
-        # transaction: dbt's incremental watermark (max loaded_at it has seen) then misses no
-        # load that was still running when dbt built.
-        loaded_at = conn.execute("select clock_timestamp()").fetchone()[0]
-        loaded: dict[str, int] = {}
-        if rows is not None and rows.num_rows:
-            n = rows.num_rows
-            _copy(
-                conn,
-                "raw.events",
-                EVENT_COLUMNS,
-                pa.table(
-                    {
-                        **{c: rows[c] for c in EVENT_COLUMNS[:8]},
-                        "subscription_id": pc.utf8_lower(rows["subscription_id"]),
-                        "line_no": rows["line_no"],
-                        "partition_date": pa.repeat(pa.scalar(day, pa.date32()), n),
-                        "loaded_at": pa.repeat(pa.scalar(loaded_at, pa.timestamp("us", tz="UTC")), n),
-                    }
-                ).select(EVENT_COLUMNS),
-            )
-            per_file = rows.group_by("source_file").aggregate([("line_no", "count")])
-            loaded = dict(zip(per_file["source_file"].to_pylist(), per_file["line_no_count"].to_pylist(), strict=True))
-        clock["insert"] = time.perf_counter()
+                    for line, why in list(zip(batch.line_no.take(bad).to_pylist(), reasons.to_pylist(), strict=True))[
+                        :_LOGGED_REJECTIONS
+                    ]:
+                        log.warning("%s line %s: rejected, %s", result.path, line, why)
+        finally:
+            clock["read"] = time.perf_counter()
+            writer.finish()
+        clock["write"] = time.perf_counter()
+        loaded, loaded_at = writer.loaded, writer.loaded_at or conn.execute("select clock_timestamp()").fetchone()[0]
         if rejects:
             _copy(conn, "raw.events_rejected", REJECT_COLUMNS, pa.concat_tables(rejects))
         for r in results:
