@@ -1,5 +1,5 @@
 {#- Incremental: each build replaces exactly the hours touched by newly loaded events
-    (macro usage_hours_to_rebuild), re-aggregating them from every accepted event, so a re-run
+    (macro usage_touched_hours_filter), re-aggregating them from every accepted event, so a re-run
     or a late event never double-counts. -#}
 {{
     config(
@@ -10,6 +10,7 @@
         indexes=[
             {'columns': ['subscription_id', 'event_type', 'hour'], 'unique': True},
             {'columns': ['hour']},
+            {'columns': ['last_loaded_at']},
         ],
     )
 }}
@@ -22,29 +23,14 @@ events as (
 
 ),
 
-{% if is_incremental() %}
-hours_to_rebuild as (
-
-    {{ usage_hours_to_rebuild(ref('stg_events__usage_events')) }}
-
-),
-
-touched_events as (
-
-    select events.*
-    from hours_to_rebuild
-    inner join events
-        on events.occurred_at >= hours_to_rebuild.hour
-        and events.occurred_at < hours_to_rebuild.hour + interval '1 hour'
-
-),
-{% else %}
 touched_events as (
 
     select * from events
+    {% if is_incremental() %}
+    where {{ usage_touched_hours_filter(ref('stg_events__usage_events')) }}
+    {% endif %}
 
 ),
-{% endif %}
 
 aggregated as (
 

@@ -11,6 +11,7 @@
         indexes=[
             {'columns': ['subscription_id', 'metric_code', 'hour'], 'unique': True},
             {'columns': ['hour']},
+            {'columns': ['last_loaded_at']},
         ],
     )
 }}
@@ -29,29 +30,14 @@ metrics as (
 
 ),
 
-{% if is_incremental() %}
-hours_to_rebuild as (
-
-    {{ usage_hours_to_rebuild(ref('stg_events__usage_events')) }}
-
-),
-
-touched_events as (
-
-    select events.*
-    from hours_to_rebuild
-    inner join events
-        on events.occurred_at >= hours_to_rebuild.hour
-        and events.occurred_at < hours_to_rebuild.hour + interval '1 hour'
-
-),
-{% else %}
 touched_events as (
 
     select * from events
+    {% if is_incremental() %}
+    where {{ usage_touched_hours_filter(ref('stg_events__usage_events')) }}
+    {% endif %}
 
 ),
-{% endif %}
 
 measured as (
 
