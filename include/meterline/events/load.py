@@ -171,8 +171,8 @@ def _no_nul(values: pa.Array) -> pa.Array:
 
 
 def _first_seen(rows: pa.Table) -> pa.Table:
-    """Within one partition's rows (in file and line order), keep the first of each key: the
-    insert then needs no ordering, and its `on conflict` only meets keys loaded before."""
+    """Within one file's good rows (in line order), keep the first of each key: the COPY then
+    never carries a key twice."""
     keyed = pa.table({"key": rows["idempotency_key"], "i": pa.array(range(rows.num_rows), pa.int64())})
     firsts = keyed.group_by("key", use_threads=False).aggregate([("i", "min")])["i_min"]
     if len(firsts) == rows.num_rows:
