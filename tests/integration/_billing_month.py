@@ -47,13 +47,24 @@ def put_usage(db: psycopg.Connection, rows: list[tuple[str, str, datetime, Decim
             cp.write_row(row)
 
 
-def build_invoices(url: str, *extra: str, exclude: tuple[str, ...] = ()) -> None:
+def build_invoices(url: str, *extra: str, exclude: tuple[str, ...] = (), unit_tests: bool = False) -> None:
+    """dbt build of the billing selection; the dbt unit tests (pricing scenarios) only on request,
+    since they do not depend on the data."""
+    skip = [*EXCLUDE, *exclude, *([] if unit_tests else ["test_type:unit"])]
     transform.run(
-        ["build", *BILLING_SELECTION, "--exclude", *EXCLUDE, *exclude, "--quiet", *extra],
+        ["build", *BILLING_SELECTION, "--exclude", *skip, "--quiet", *extra], url, capture_output=True, text=True
+    )
+
+
+def rebuild_invoices(url: str) -> None:
+    """The invoice models only (catalog views and snapshots unchanged since the last build)."""
+    transform.run(
+        ["build", "--select", "path:models/intermediate/billing", "path:models/marts/billing", "--exclude",
+         *EXCLUDE, "test_type:unit", "--indirect-selection", "cautious", "--quiet"],
         url,
         capture_output=True,
         text=True,
-    )
+    )  # fmt: skip
 
 
 def month(tmp_path: Path, url: str, period: date, **kwargs) -> GeneratedCatalog:

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from _billing_month import build_invoices, current_month, month, put_usage
+from _billing_month import build_invoices, current_month, month, put_usage, rebuild_invoices
 from oracle.pricing import price_catalog
 from oracle.usage import generate_usage
 
@@ -76,7 +76,7 @@ def test_late_events_become_an_adjustment_on_the_next_open_draft(warehouse_url, 
     )
     late = (sid, "llm_tokens", late_hour, Decimal(250000))
     put_usage(db, [late])
-    build_invoices(warehouse_url)
+    rebuild_invoices(warehouse_url)
 
     through = max(current_month(), PERIOD)
     without = price_catalog(catalog.files, usage, through=through)[draft]

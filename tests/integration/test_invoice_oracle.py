@@ -3,6 +3,7 @@ every subscription month of a generated catalog with seeded usage."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -11,9 +12,22 @@ from _billing_month import build_invoices, current_month, month, put_usage
 from oracle.pricing import price_catalog
 from oracle.usage import generate_usage
 
+from meterline import transform
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PERIOD = date(2026, 10, 1)
+
+# The pricing scenarios written as dbt unit tests (given / expect, models/*/billing/_billing__models.yml).
+SCENARIOS = {
+    "proration_start_on_15th_end_mid_month_and_plan_change",
+    "price_models_tier_boundaries_and_zero_usage",
+    "quota_reached_exceeded_blocked_and_across_plan_change",
+    "base_fee_minimum_commitment_and_jpy_rounding",
+    "tax_in_two_countries_rate_change_and_missing_rate",
+    "credits_capped_at_each_invoice_and_carried_forward",
+    "header_tax_rounding_status_from_issued_and_gate",
+}
 
 
 def _invoices(db):
@@ -31,11 +45,17 @@ def _invoices(db):
     return headers, lines
 
 
-def test_dbt_invoices_equal_the_oracle_for_every_subscription(warehouse_url, db, tmp_path):
+def test_unit_tests_pass_and_dbt_invoices_equal_the_oracle(warehouse_url, db, tmp_path):
     catalog = month(tmp_path, warehouse_url, PERIOD)
     usage = generate_usage(catalog.files["subscriptions.csv"], datetime(2026, 10, 1, tzinfo=UTC))
     put_usage(db, usage)
-    build_invoices(warehouse_url)
+    build_invoices(warehouse_url, unit_tests=True)
+
+    # dbt ran every pricing unit test (each right before its model) and all passed.
+    results = json.loads((transform.target_dir() / "run_results.json").read_text())["results"]
+    unit = {r["unique_id"].split(".")[-1]: r["status"] for r in results if r["unique_id"].startswith("unit_test.")}
+    assert unit == dict.fromkeys(SCENARIOS, "pass")
+    assert all(r["status"] in ("pass", "success") for r in results)
 
     oracle = price_catalog(catalog.files, usage, through=max(current_month(), PERIOD))
     headers, lines = _invoices(db)
