@@ -9,10 +9,10 @@ missing. Each run records what it applied in `ops.audit_log` (`warehouse.bootstr
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import dag, task
+
+from meterline.config import dag_defaults
 
 
 @dag(
@@ -21,7 +21,7 @@ from airflow.sdk import dag, task
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     tags=["meterline", "ops"],
-    default_args={"owner": "meterline", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args=dag_defaults(),
     doc_md=__doc__,
 )
 def warehouse_setup():

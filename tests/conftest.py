@@ -104,8 +104,17 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory, server_url: str) -> P
     return home
 
 
+@pytest.fixture(scope="session")
+def dbt_manifest(server_url: str) -> Path:
+    """The dbt manifest the cosmos DAGs render from, parsed once for this session's target path."""
+    from meterline import transform
+
+    transform.ensure_manifest(server_url)
+    return transform.manifest_path()
+
+
 @pytest.fixture
-def airflow(airflow_home: Path, warehouse_url: str) -> dict[str, str]:
+def airflow(airflow_home: Path, warehouse_url: str, dbt_manifest: Path) -> dict[str, str]:
     """The environment for an Airflow subprocess working on this test's database."""
     return airflow_env.environment(airflow_home, warehouse_url)
 
@@ -120,8 +129,10 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(root / "dags")
     os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(root / "plugins")
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    # A failing task in `airflow dags test` retries: fail fast instead of waiting real back-off.
+    os.environ["METERLINE_RETRY_DELAY_SECONDS"] = "1"
     # dbt writes manifests and partial-parse state under target/: one folder per test session,
     # so sessions running side by side (and the demo) never read each other's half-written files.
     scratch = Path(tempfile.mkdtemp(prefix="meterline-dbt-"))
-    os.environ["DBT_TARGET_PATH"] = str(scratch / "target")
+    os.environ["METERLINE_DBT_TARGET_PATH"] = str(scratch / "target")
     os.environ["DBT_LOG_PATH"] = str(scratch / "logs")

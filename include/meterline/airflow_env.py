@@ -6,6 +6,7 @@ the same DAG files run unchanged under docker-compose, where these are set by th
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from meterline import warehouse
+from meterline import transform, warehouse
 from meterline.config import project_root
 
 
@@ -66,6 +67,8 @@ def environment(airflow_home: Path | None = None, conninfo: str | None = None) -
         env.setdefault(key, value)
     env["WAREHOUSE_URL"] = conninfo
     env["AIRFLOW_CONN_WAREHOUSE"] = warehouse_connection(conninfo)
+    # dbt tasks (cosmos) read profiles.yml, which reads these; same source: WAREHOUSE_URL.
+    env.update(transform.profile_env(conninfo))
     return env
 
 
@@ -113,4 +116,36 @@ def dags_test(
     if done.returncode != 0 or "state=success" not in output:
         tail = "\n".join(output.splitlines()[-60:])
         raise RuntimeError(f"airflow dags test {dag_id} did not succeed (exit {done.returncode}):\n{tail}")
+    return done
+
+
+def run_plan(runs: list[dict], env: dict[str, str], *, echo: bool = False) -> list[tuple[str, str, str]]:
+    """Run DAG runs in order through Airflow (`dag.test`) in one process; see meterline.dagrun.
+
+    Returns `(dag_id, logical_date, state)` per run; raises with the log's tail if one failed.
+    """
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as plan:
+        json.dump(runs, plan, default=str)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meterline.dagrun", plan.name],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    done: list[tuple[str, str, str]] = []
+    tail: collections.deque[str] = collections.deque(maxlen=80)
+    for line in proc.stdout:
+        tail.append(line.rstrip())
+        if line.startswith("RUN "):
+            _, dag_id, logical_date, state, seconds = line.split()
+            done.append((dag_id, logical_date, state))
+            if echo:
+                print(f"    {dag_id} {logical_date[:10]}: {state} ({seconds}s)", flush=True)
+    proc.wait()
+    Path(plan.name).unlink(missing_ok=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"DAG runs stopped (exit {proc.returncode}) after {done[-1:]}:\n" + "\n".join(tail))
     return done

@@ -57,11 +57,13 @@ def cmd_dbt(args: argparse.Namespace) -> int:
 
 
 def cmd_airflow(args: argparse.Namespace) -> int:
-    from meterline import airflow_env
+    from meterline import airflow_env, transform
 
     env = airflow_env.environment()
     if airflow_env.migrate(env):
         _say(f"Airflow metadata migrated in {env['AIRFLOW_HOME']}")
+    if transform.ensure_manifest():
+        _say("dbt manifest refreshed (the DAGs render dbt tasks from it)")
     os.execve(airflow_env.airflow_executable(), ["airflow", *args.rest], env)
     return 0
 
@@ -107,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     from meterline.catalog import cli as catalog_cli
 
     catalog_cli.register(generators, loaders)
+
+    from meterline.invoicing import cli as invoicing_cli  # quality, gate, emit, invoice
+
+    invoicing_cli.register(commands)
     return parser
 
 

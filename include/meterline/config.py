@@ -55,3 +55,25 @@ def settings() -> Settings:
         recon_failure_pct=_decimal("RECON_FAILURE_PCT", "1"),
         event_rejection_pct=_decimal("EVENT_REJECTION_PCT", "1"),
     )
+
+
+def dag_defaults(retries: int = 2) -> dict:
+    """default_args every meterline DAG shares: owner, retries with exponential back-off, and the
+    failure alert (meterline.alerts).
+
+    `METERLINE_RETRY_DELAY_SECONDS` (default 60) sets the first delay; tests set it to 1 so a
+    failing task fails fast instead of waiting out real back-off.
+    """
+    from datetime import timedelta
+
+    from meterline.alerts import notify_failure
+
+    delay = timedelta(seconds=float(os.environ.get("METERLINE_RETRY_DELAY_SECONDS", "60")))
+    return {
+        "owner": "meterline",
+        "retries": retries,
+        "retry_delay": delay,
+        "retry_exponential_backoff": True,
+        "max_retry_delay": max(delay * 10, timedelta(seconds=1)),
+        "on_failure_callback": notify_failure,
+    }

@@ -1,4 +1,6 @@
-"""Running the dbt project against the warehouse, with credentials passed by environment."""
+"""Running the dbt project against the warehouse, with credentials passed by environment.
+
+Light to import (the DAG files use its paths): the warehouse module is imported when needed."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from meterline import warehouse
 from meterline.config import project_root
 
 
@@ -16,23 +17,61 @@ def project_dir() -> Path:
     return project_root() / "dbt_project"
 
 
-def environment(conninfo: str | None = None) -> dict[str, str]:
-    """What `dbt_project/profiles.yml` reads. The password goes in a DBT_ENV_SECRET_ variable,
-    which dbt scrubs from its logs."""
+def profile_env(conninfo: str | None = None) -> dict[str, str]:
+    """The variables `dbt_project/profiles.yml` reads, from the warehouse URL. The password goes
+    in a DBT_ENV_SECRET_ variable, which dbt scrubs from its logs."""
+    from meterline import warehouse
+
     p = warehouse.params(conninfo or warehouse.url())
-    env = dict(os.environ)
-    env.update(
-        {
-            "DBT_PROFILES_DIR": str(project_dir()),
-            "DBT_PROJECT_DIR": str(project_dir()),
-            "METERLINE_DB_HOST": p["host"],
-            "METERLINE_DB_PORT": p["port"],
-            "METERLINE_DB_USER": p["user"],
-            "DBT_ENV_SECRET_METERLINE_DB_PASSWORD": p["password"],
-            "METERLINE_DB_NAME": p["dbname"],
-        }
-    )
-    return env
+    return {
+        "DBT_PROFILES_DIR": str(project_dir()),
+        "DBT_PROJECT_DIR": str(project_dir()),
+        "METERLINE_DB_HOST": p["host"],
+        "METERLINE_DB_PORT": p["port"],
+        "METERLINE_DB_USER": p["user"],
+        "DBT_ENV_SECRET_METERLINE_DB_PASSWORD": p["password"],
+        "METERLINE_DB_NAME": p["dbname"],
+    }
+
+
+def environment(conninfo: str | None = None) -> dict[str, str]:
+    """For our own dbt calls: the profile variables, and the target folder (see target_dir)."""
+    return dict(os.environ) | profile_env(conninfo) | {"DBT_TARGET_PATH": str(target_dir())}
+
+
+def target_dir() -> Path:
+    """Where our dbt calls write manifests and run results. `METERLINE_DBT_TARGET_PATH` moves it
+    (tests use one per session). It is deliberately not DBT_TARGET_PATH: cosmos runs dbt in a
+    copy of the project and keeps dbt's partial-parse cache there, which that variable defeats."""
+    configured = os.environ.get("METERLINE_DBT_TARGET_PATH") or os.environ.get("DBT_TARGET_PATH")
+    return Path(configured or project_dir() / "target")
+
+
+def manifest_path() -> Path:
+    """Where `dbt parse` writes the manifest the Airflow DAGs render their dbt tasks from."""
+    return target_dir() / "manifest.json"
+
+
+def _project_files() -> list[Path]:
+    root = project_dir()
+    files = [root / "dbt_project.yml", root / "profiles.yml"]
+    for folder in ("models", "macros", "snapshots", "seeds", "tests"):
+        files += [p for p in (root / folder).rglob("*") if p.is_file()]
+    return files
+
+
+def ensure_manifest(conninfo: str | None = None) -> bool:
+    """Run `dbt parse` when the manifest is missing or older than a project file; True if it ran.
+
+    The DAG processor imports DAG files every 30 s: it must read a manifest, never run dbt.
+    """
+    manifest = manifest_path()
+    if manifest.exists():
+        built = manifest.stat().st_mtime
+        if all(p.stat().st_mtime <= built for p in _project_files()):
+            return False
+    run(["parse", "--quiet"], conninfo)
+    return True
 
 
 def dbt_executable() -> str:

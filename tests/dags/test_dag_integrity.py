@@ -35,7 +35,7 @@ NO_RETRY = {("close_billing_period", "gate")}
 
 
 @pytest.fixture(scope="module")
-def dagbag():
+def dagbag(dbt_manifest):
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(DAGS_DIR))
