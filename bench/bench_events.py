@@ -194,8 +194,9 @@ def main() -> None:
             f"| {label} | {r['rows_read']:,} | {r['rows_loaded']:,} | {r['loader_s']:.1f} | {r['loader_eps']:,.0f} "
             f"| {r['floor_s']:.1f} | {r['floor_eps']:,.0f} | {r['ratio']:.2f}x |"
         )
-    print("\nLoader stages (median s): read = list, read, validate files; stage = COPY to a temp table;")
-    print("insert = into raw.events with its indexes, on conflict; record = quarantine, ledger, commit.\n")
+    print("\nLoader stages (median s): read = list, read and validate the files, while the writer thread")
+    print("probes known keys and COPYs each file into raw.events; write = what the writer still had to do")
+    print("after the last file was read; record = quarantine, ledger, commit.\n")
     for label, r in results["loader"].items():
         print(f"- {label}: " + ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items()))
     print("\n| incremental usage_hourly after | raw.events rows | usage_hourly rows | model s | dbt run wall s |")
