@@ -7,6 +7,7 @@
     'int_recon_exceptions_usage',
     'int_recon_exceptions_invoice',
     'int_recon_exceptions_billing',
+    'int_recon_exceptions_payment',
 ] -%}
 
 with
