@@ -20,15 +20,20 @@ $(STAMP): requirements.txt pyproject.toml
 	fi
 	@touch $(STAMP)
 
-# Debian packages the tests use: poppler-utils renders invoice PDFs (pdftoppm, pdftotext).
-# Installed when missing and running as root; otherwise those tests say so and skip.
+# Debian packages the tests use: poppler-utils renders invoice PDFs (pdftoppm, pdftotext),
+# chromium renders the close report. Installed when missing and running as root; otherwise the
+# tests that need them say so and skip.
+SYSTEM_PACKAGES := pdftoppm:poppler-utils chromium:chromium
 system-packages:
-	@command -v pdftoppm >/dev/null || { \
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+		command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "[make] installing poppler-utils"; \
-			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null; } \
-				|| echo "[make] could not install poppler-utils: the PDF rendering test will skip"; \
-		else echo "[make] poppler-utils missing and not root: the PDF rendering test will skip"; fi; }
+			echo "[make] installing$$missing"; \
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \
+				|| echo "[make] could not install$$missing: the tests that need them will skip"; \
+		else echo "[make] missing$$missing and not root: the tests that need them will skip"; fi; \
+	fi
 
 install: $(STAMP) system-packages
 

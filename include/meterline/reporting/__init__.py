@@ -1,0 +1,1 @@
+"""Finance-facing reports written to the outbox."""

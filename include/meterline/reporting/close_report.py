@@ -1,0 +1,188 @@
+"""The monthly close report: one self-contained HTML page per period for finance.
+
+`OUTBOX_URL/reports/YYYY-MM.html`: headline figures (revenue, cost, margin, invoices issued and
+blocked), charts (daily usage of the top tenants, cost by service, allocated vs quarantined cost,
+margin by tenant), the reconciliation table and the gate's decision with its reasons. Charts are
+drawn by matplotlib and inlined as SVG, so the page opens anywhere with no network.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from meterline import landing, warehouse
+
+
+@dataclass
+class CloseFigures:
+    period: date
+    revenue: dict[str, Decimal] = field(default_factory=dict)  # by currency, pre-tax after credits
+    raw_cost: Decimal = Decimal(0)
+    allocated_cost: Decimal = Decimal(0)
+    quarantined_cost: Decimal = Decimal(0)
+    gross_margin_usd: Decimal | None = None
+    invoices_by_status: dict[str, int] = field(default_factory=dict)
+    recon: list[dict[str, Any]] = field(default_factory=list)
+    gate: list[dict[str, Any]] = field(default_factory=list)
+    daily_usage: list[dict[str, Any]] = field(default_factory=list)
+    cost_by_service: list[dict[str, Any]] = field(default_factory=list)
+    cost_by_day: list[dict[str, Any]] = field(default_factory=list)
+    margin_by_tenant: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _rows(conn: psycopg.Connection, query: str, params: list) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def gather(conn: psycopg.Connection, period: date) -> CloseFigures:
+    f = CloseFigures(period=period)
+    for row in _rows(
+        conn,
+        "select currency, sum(subtotal - credits) as revenue from marts.invoice_header"
+        " where period_start = %s and status in ('issued', 'paid') group by currency order by currency",
+        [period],
+    ):
+        f.revenue[row["currency"]] = row["revenue"]
+    f.invoices_by_status = {
+        r["status"]: r["n"]
+        for r in _rows(
+            conn,
+            "select status, count(*) as n from marts.invoice_header where period_start = %s group by status",
+            [period],
+        )
+    }
+    costs = _rows(
+        conn,
+        "select coalesce(sum(allocated_cost) filter (where not is_quarantined), 0) as allocated,"
+        " coalesce(sum(allocated_cost) filter (where is_quarantined), 0) as quarantined"
+        " from marts.fact_cost_allocated where billing_period = %s",
+        [period],
+    )[0]
+    f.allocated_cost, f.quarantined_cost = costs["allocated"], costs["quarantined"]
+    f.recon = _rows(
+        conn,
+        "select service, raw_cost, allocated_cost, variance, variance_pct, status from marts.recon_summary"
+        " where period_start = %s order by service",
+        [period],
+    )
+    f.raw_cost = sum((r["raw_cost"] for r in f.recon), Decimal(0))
+    f.margin_by_tenant = _rows(
+        conn,
+        "select tenant_id, revenue_usd, allocated_cost, gross_margin, margin_pct from marts.fct_tenant_margin"
+        " where month = %s order by gross_margin desc nulls last",
+        [period],
+    )
+    if f.margin_by_tenant:
+        f.gross_margin_usd = sum((r["gross_margin"] or Decimal(0) for r in f.margin_by_tenant), Decimal(0))
+    f.gate = _rows(
+        conn,
+        "select check_name, scope, invoice_id, passed, overridden, reason, decided_at from ops.invoice_gate"
+        " where period_start = %s and run_id = (select run_id from ops.invoice_gate where period_start = %s"
+        " order by decided_at desc limit 1) order by passed, scope, check_name, invoice_id",
+        [period, period],
+    )
+    f.daily_usage = _rows(
+        conn,
+        """
+        with tenants as (select distinct subscription_id, tenant_id from staging.stg_catalog__subscriptions),
+        daily as (
+            select u.day, t.tenant_id, sum(u.event_count) as events
+            from marts.usage_daily u join tenants t using (subscription_id)
+            where u.day >= %s and u.day < (%s::date + interval '1 month')
+            group by 1, 2
+        ),
+        top as (select tenant_id from daily group by tenant_id order by sum(events) desc limit 5)
+        select day, tenant_id, events from daily join top using (tenant_id) order by day, tenant_id
+        """,
+        [period, period],
+    )
+    f.cost_by_service = _rows(
+        conn,
+        "select line_item_product_code as service, sum(billed_cost) as cost from marts.fact_cost_raw"
+        " where billing_period = %s group by 1 order by 2 desc",
+        [period],
+    )
+    f.cost_by_day = _rows(
+        conn,
+        "select usage_date, sum(allocated_cost) filter (where not is_quarantined) as allocated,"
+        " sum(allocated_cost) filter (where is_quarantined) as quarantined"
+        " from marts.fact_cost_allocated where billing_period = %s group by 1 order by 1",
+        [period],
+    )
+    return f
+
+
+def _svg(fig) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
+def charts(f: CloseFigures) -> dict[str, str]:
+    """Each chart as an inline SVG string; a chart without data says so instead."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: dict[str, str] = {}
+    if f.daily_usage:
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+        for tenant in sorted({r["tenant_id"] for r in f.daily_usage}):
+            points = [(r["day"], r["events"]) for r in f.daily_usage if r["tenant_id"] == tenant]
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=tenant)
+        ax.set_ylabel("events per day")
+        ax.legend(fontsize=8)
+        fig.autofmt_xdate()
+        out["daily_usage"] = _svg(fig)
+    if f.cost_by_service:
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+        ax.barh([r["service"] for r in f.cost_by_service][::-1], [float(r["cost"]) for r in f.cost_by_service][::-1])
+        ax.set_xlabel("billed cost (USD)")
+        out["cost_by_service"] = _svg(fig)
+    if f.cost_by_day:
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+        days = [r["usage_date"] for r in f.cost_by_day]
+        allocated = [float(r["allocated"] or 0) for r in f.cost_by_day]
+        quarantined = [float(r["quarantined"] or 0) for r in f.cost_by_day]
+        ax.bar(days, allocated, label="allocated to tenants")
+        ax.bar(days, quarantined, bottom=allocated, label="quarantine pool")
+        ax.set_ylabel("cost (USD)")
+        ax.legend(fontsize=8)
+        fig.autofmt_xdate()
+        out["allocated_vs_quarantined"] = _svg(fig)
+    margins = [r for r in f.margin_by_tenant if r["gross_margin"] is not None][:15]
+    if margins:
+        fig, ax = plt.subplots(figsize=(8, 3.6))
+        values = [float(r["gross_margin"]) for r in margins]
+        ax.bar([r["tenant_id"] for r in margins], values, color=["#2a7" if v >= 0 else "#c33" for v in values])
+        ax.set_ylabel("gross margin (USD)")
+        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+        out["margin_by_tenant"] = _svg(fig)
+    return out
+
+
+def render(f: CloseFigures) -> str:
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("meterline.reporting"), autoescape=select_autoescape())
+    return env.get_template("close_report.html.j2").render(f=f, charts=charts(f))
+
+
+def write_close_report(conninfo: str, period: date, outbox_url: str | None = None) -> str:
+    """Build the period's report from the warehouse and write it; returns its URL."""
+    with warehouse.connect(conninfo) as conn:
+        figures = gather(conn, period)
+    return landing.outbox(outbox_url).write_bytes(f"reports/{period:%Y-%m}.html", render(figures).encode())
