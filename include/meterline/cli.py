@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     from meterline.catalog import cli as catalog_cli
 
     catalog_cli.register(generators, loaders)
+    from meterline.payments import cli as payments_cli
+
+    payments_cli.register(generators, loaders)
 
     from meterline.invoicing import cli as invoicing_cli  # quality, gate, emit, invoice
 

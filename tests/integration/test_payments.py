@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from meterline import cli
 from meterline.payments.generate import generate_payments
 from meterline.payments.load import load_payments
 
@@ -306,3 +307,23 @@ def test_loads_from_s3_the_same_way(invoices, db, s3_bucket):
     )
     assert load_payments(invoices, s3_bucket).paid == ["INV-2025-000005"]
     assert load_payments(invoices, s3_bucket).counts()["files_skipped"] == 1
+
+
+def test_cli_generates_and_loads_payments(db, warehouse_url, tmp_path, capsys):
+    for row in INVOICES[:2]:
+        issue(db, *row)
+    landing = str(tmp_path / "landing")
+    assert cli.main(["generate", "payments", "--period", "2025-03", "--landing", landing]) == 0
+    assert cli.main(["load", "payments", "--landing", landing, "--actor", "ops:ann"]) == 0
+    out = capsys.readouterr().out
+    assert "payments for 2 invoices of 2025-03: 7 rows in 3 files" in out
+    assert "[meterline] paid: INV-2025-000001" in out and "[meterline] paid: INV-2025-000002" in out
+    assert "(unknown_invoice): succeeded payment" in out
+    assert db.execute("select actor from ops.audit_log where action = 'invoice.paid'").fetchall() == [
+        ("ops:ann",),
+        ("ops:ann",),
+    ]
+
+    (tmp_path / "landing" / "payments" / "bad.json").write_text("not json")
+    assert cli.main(["load", "payments", "--landing", landing]) == 1
+    assert "unreadable: " in capsys.readouterr().out
