@@ -327,3 +327,59 @@ def test_cli_generates_and_loads_payments(db, warehouse_url, tmp_path, capsys):
     (tmp_path / "landing" / "payments" / "bad.json").write_text("not json")
     assert cli.main(["load", "payments", "--landing", landing]) == 1
     assert "unreadable: " in capsys.readouterr().out
+
+
+def test_a_failure_mid_load_leaves_the_warehouse_as_before(invoices, db, landing):
+    generate_payments(invoices, str(landing), "2025-03")
+    # The audit write (after the payments and mismatches are written) fails: nothing may remain.
+    db.execute(
+        "create function ops.refuse_audit() returns trigger language plpgsql as"
+        " $$ begin raise exception 'audit log unavailable'; end $$;"
+        " create trigger refuse before insert on ops.audit_log for each row execute function ops.refuse_audit()"
+    )
+    with pytest.raises(psycopg.errors.RaiseException, match="audit log unavailable"):
+        load_payments(invoices, str(landing))
+    for table in ("billing.payment_txn", "billing.payment_mismatches", "raw.payment_files", "raw.payments_rejected"):
+        assert db.execute(f"select count(*) from {table}").fetchone()[0] == 0, table
+    assert set(statuses(db).values()) == {"issued", "void"}
+
+    db.execute("drop trigger refuse on ops.audit_log")
+    assert load_payments(invoices, str(landing)).counts()["invoices_paid"] == 4
+
+
+def test_two_loaders_at_once_load_each_payment_once(invoices, db, landing):
+    from concurrent.futures import ThreadPoolExecutor
+
+    generate_payments(invoices, str(landing), "2025-03")
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: load_payments(invoices, str(landing)), range(2)))
+    assert sorted(r.counts()["rows_loaded"] for r in results) == [0, 9]
+    assert sorted(r.counts()["invoices_paid"] for r in results) == [0, 4]
+    assert db.execute("select count(*) from ops.audit_log where action = 'invoice.paid'").fetchone()[0] == 4
+
+
+@pytest.mark.slow  # the gate's suites and the emitter's PDFs: ~30 s
+def test_invoices_issued_by_the_emitter_are_paid(db, warehouse_url, tmp_path):
+    from _gate_month import TOTALS, build, pass_gate
+
+    from meterline.invoicing.emit import emit
+
+    build(db)
+    pass_gate(warehouse_url)
+    emit(warehouse_url, "2025-03", str(tmp_path / "outbox"), issued_at=ISSUED_AT)
+    landing = str(tmp_path / "landing")
+    g = generate_payments(warehouse_url, landing, "2025-03")
+    result = load_payments(warehouse_url, landing)
+
+    issued = dict(db.execute("select tenant_id, invoice_number from billing.invoices").fetchall())
+    assert g.cases == {
+        issued["t-0001"]: "partial",
+        issued["t-0002"]: "failed_then_succeeded",
+        issued["t-0003"]: "refunded",
+    }
+    assert sorted(result.paid) == sorted(issued.values())
+    applied = db.execute(
+        "select i.tenant_id, sum(t.amount) from billing.payment_txn t join billing.invoices i using (invoice_id)"
+        " where t.status = 'succeeded' and t.match_status = 'applied' group by 1 order by 1"
+    ).fetchall()
+    assert applied == sorted(TOTALS.items())
