@@ -1,0 +1,23 @@
+{#- The budgets as of this build: one row per budget for the current month (var budget_as_of,
+    default today), with last_refreshed_at = when this build ran. The daily refresh rebuilds
+    it; older than 24 h, budget data is stale (meterline.budgets.alerts.freshness). -#}
+with
+
+budgets as (
+
+    select * from {{ ref('stg_budgets__budgets') }}
+
+)
+
+select
+    budget_id,
+    case when scope_type = 'tenant' then scope_id end as tenant_id,
+    case when scope_type = 'service' then scope_id end as service,
+    scope_type,
+    scope_id,
+    cast(date_trunc('month', {{ budget_as_of() }}) as date) as period_start,
+    amount,
+    currency,
+    thresholds,
+    current_timestamp as last_refreshed_at
+from budgets

@@ -1,0 +1,105 @@
+"""Budget alerts: one webhook per budget, month and threshold crossed, ever; and the freshness
+check on budget data.
+
+Each alert is its own transaction: the `ops.budget_alerts` row is inserted first (its key is
+budget, period, threshold: a re-run or a concurrent run finds it and sends nothing), then the
+webhook is posted; if the post fails, the row is rolled back with it, so the next run retries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from meterline import warehouse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Alert:
+    budget_id: str
+    period_start: date
+    threshold: Decimal
+    pct_used: Decimal
+    actual: Decimal
+    amount: Decimal
+    currency: str
+    state: str
+
+    def payload(self) -> dict[str, str]:
+        return {
+            "text": (
+                f"Budget {self.budget_id} {self.period_start:%Y-%m}: {self.pct_used} % used "
+                f"({self.actual} of {self.amount} {self.currency}), threshold {self.threshold} % crossed"
+            ),
+            "budget_id": self.budget_id,
+            "period": f"{self.period_start:%Y-%m}",
+            "threshold": str(self.threshold),
+            "pct_used": str(self.pct_used),
+            "actual": str(self.actual),
+            "amount": str(self.amount),
+            "currency": self.currency,
+            "state": self.state,
+        }
+
+
+def _post(url: str, body: dict[str, str], timeout: float) -> int:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.status
+
+
+def crossings(conninfo: str) -> list[Alert]:
+    """Every threshold each budget's month has crossed (marts.budget_status)."""
+    with warehouse.connect(conninfo) as conn:
+        rows = conn.execute(
+            "select budget_id, period_start, t, pct_used, actual, amount, currency, state"
+            " from marts.budget_status, unnest(thresholds_crossed) as t order by budget_id, period_start, t"
+        ).fetchall()
+    return [Alert(*row) for row in rows]
+
+
+def send_alerts(conninfo: str | None, webhook_url: str, *, timeout: float = 10.0) -> list[Alert]:
+    """Send each crossing not alerted before; returns the alerts sent by this call."""
+    conninfo = conninfo or warehouse.url()
+    sent: list[Alert] = []
+    for alert in crossings(conninfo):
+        with warehouse.transaction(conninfo) as conn:
+            new = conn.execute(
+                "insert into ops.budget_alerts (budget_id, period_start, threshold, pct_used, actual, amount,"
+                " currency, response_status) values (%s, %s, %s, %s, %s, %s, %s, 0)"
+                " on conflict do nothing returning budget_id",
+                [alert.budget_id, alert.period_start, alert.threshold, alert.pct_used, alert.actual, alert.amount,
+                 alert.currency],
+            ).fetchone()  # fmt: skip
+            if new is None:
+                continue
+            status = _post(webhook_url, alert.payload(), timeout)
+            conn.execute(
+                "update ops.budget_alerts set response_status = %s"
+                " where budget_id = %s and period_start = %s and threshold = %s",
+                [status, alert.budget_id, alert.period_start, alert.threshold],
+            )
+        log.info("budget alert sent: %s", alert.payload()["text"])
+        sent.append(alert)
+    return sent
+
+
+def freshness(conninfo: str | None, max_age: timedelta = timedelta(hours=24)) -> tuple[bool, str]:
+    """(passed, reason): budget data is fresh when marts.budget_master was refreshed within max_age."""
+    with warehouse.connect(conninfo or warehouse.url()) as conn:
+        row = conn.execute(
+            "select max(last_refreshed_at), now() - max(last_refreshed_at) from marts.budget_master"
+        ).fetchone()
+    if row[0] is None:
+        return False, "budget_master holds no budgets: never refreshed"
+    if row[1] > max_age:
+        return False, f"budget_master last refreshed {row[0]:%Y-%m-%d %H:%M} UTC, older than {max_age}"
+    return True, f"budget_master refreshed {row[0]:%Y-%m-%d %H:%M} UTC"
