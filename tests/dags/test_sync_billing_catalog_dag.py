@@ -3,35 +3,35 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 import pytest
 
 from meterline import airflow_env
 from meterline.catalog.generate import generate_catalog
+from meterline.catalog.load import load_catalog, snapshot_catalog
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration, pytest.mark.slow]
 
 
-def test_sync_loads_the_export_and_snapshots_a_price_change(airflow, db, tmp_path):
-    env = dict(airflow, LANDING_URL=str(tmp_path))
+def test_sync_loads_the_export_and_snapshots_a_price_change(airflow, db, warehouse_url, tmp_path):
     generate_catalog(str(tmp_path), period=date(2026, 10, 1))
-    airflow_env.dags_test("sync_billing_catalog", env)
+    airflow_env.dags_test("sync_billing_catalog", dict(airflow, LANDING_URL=str(tmp_path)))
     assert db.execute("select count(*) from raw.catalog_plans").fetchone()[0] == 15
     assert db.execute("select count(*) from staging.snap_catalog__plans").fetchone()[0] == 15
+    assert db.execute("select action from ops.audit_log").fetchall() == [("catalog.loaded",)]
 
-    # Finance raises a fee: the next sync closes the old version and opens a new one.
-    plans = (
-        (tmp_path / "catalog" / "plans.csv")
-        .read_text()
-        .replace("starter-usd,Starter (USD),USD,29.00", "starter-usd,Starter (USD),USD,35.00")
+    # Finance raises a fee; the next sync (its two tasks' functions, without a second Airflow run)
+    # closes the old version and opens the new one.
+    plans = tmp_path / "catalog" / "plans.csv"
+    plans.write_text(
+        plans.read_text().replace("starter-usd,Starter (USD),USD,29.00", "starter-usd,Starter (USD),USD,35.00")
     )
-    (tmp_path / "catalog" / "plans.csv").write_text(plans)
-    airflow_env.dags_test("sync_billing_catalog", env)
+    load_catalog(warehouse_url, str(tmp_path))
+    snapshot_catalog(warehouse_url)
     versions = db.execute(
         "select monthly_base_fee, dbt_valid_to is null from staging.snap_catalog__plans"
         " where plan_id = 'starter-usd' order by dbt_valid_from"
     ).fetchall()
-    from decimal import Decimal
-
     assert versions == [(Decimal("29.00"), False), (Decimal("35.00"), True)]
     assert db.execute("select count(*) from staging.snap_catalog__plans").fetchone()[0] == 16
