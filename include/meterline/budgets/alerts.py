@@ -103,3 +103,12 @@ def freshness(conninfo: str | None, max_age: timedelta = timedelta(hours=24)) ->
     if row[1] > max_age:
         return False, f"budget_master last refreshed {row[0]:%Y-%m-%d %H:%M} UTC, older than {max_age}"
     return True, f"budget_master refreshed {row[0]:%Y-%m-%d %H:%M} UTC"
+
+
+def webhook_url(host: str | None, *, schema: str | None = None, port: int | None = None, endpoint: str = "") -> str:
+    """The URL an Airflow HTTP connection names: a host holding a whole URL (as HttpHook accepts),
+    or schema://host:port, then the `endpoint` extra."""
+    if not host:
+        raise ValueError("the budget webhook connection has no host")
+    base = host.rstrip("/") if "://" in host else f"{schema or 'https'}://{host}" + (f":{port}" if port else "")
+    return base + (f"/{endpoint.lstrip('/')}" if endpoint else "")
