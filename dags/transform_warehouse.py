@@ -16,7 +16,16 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import dag
-from cosmos import DbtTaskGroup, ExecutionConfig, LoadMode, ProfileConfig, ProjectConfig, RenderConfig, TestBehavior
+from cosmos import (
+    DbtTaskGroup,
+    ExecutionConfig,
+    LoadMode,
+    ProfileConfig,
+    ProjectConfig,
+    RenderConfig,
+    TestBehavior,
+    TestIndirectSelection,
+)
 
 from meterline.assets import MARTS, RAW_CATALOG, RAW_CUR, RAW_EVENTS
 from meterline.config import dag_defaults
@@ -49,10 +58,20 @@ def transform_warehouse():
         ),
         # BUILD: each model's task is `dbt build` of that model, which runs its tests right after
         # it; a failing test fails the task, so nothing downstream is built on bad data.
+        # emit_datasets off: cosmos would declare one `postgres://host/...` asset per model, which
+        # a socket-path host (the embedded warehouse) cannot express; we declare warehouse://marts.
         render_config=RenderConfig(
-            load_method=LoadMode.DBT_MANIFEST, select=NIGHTLY_SELECTION, test_behavior=TestBehavior.BUILD
+            load_method=LoadMode.DBT_MANIFEST,
+            select=NIGHTLY_SELECTION,
+            test_behavior=TestBehavior.BUILD,
+            # A test over two models (relationships, totals checks) gets its own task after both.
+            should_detach_multiple_parents_tests=True,
+            emit_datasets=False,
         ),
-        execution_config=ExecutionConfig(dbt_executable_path=dbt_executable()),
+        # ...and a model's own task runs only the tests whose parents are all built by then.
+        execution_config=ExecutionConfig(
+            dbt_executable_path=dbt_executable(), test_indirect_selection=TestIndirectSelection.CAUTIOUS
+        ),
         operator_args={"install_deps": False, "outlets": [MARTS]},
         default_args=dag_defaults(),
     )

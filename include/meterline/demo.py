@@ -6,8 +6,10 @@ which step failed. Running it again is safe: every step is idempotent.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from datetime import date, timedelta
 
 from meterline import airflow_env, transform, warehouse
 
@@ -25,24 +27,119 @@ def step_warehouse(ctx: dict) -> str:
 def step_airflow(ctx: dict) -> str:
     ctx["airflow_env"] = env = airflow_env.environment(conninfo=ctx["url"])
     migrated = airflow_env.migrate(env)
-    return f"Airflow metadata {'migrated' if migrated else 'up to date'} in {env['AIRFLOW_HOME']}"
+    transform.ensure_manifest(ctx["url"])
+    return f"Airflow metadata {'migrated' if migrated else 'up to date'} in {env['AIRFLOW_HOME']}; dbt manifest ready"
 
 
-def step_setup_dag(ctx: dict) -> str:
-    airflow_env.dags_test("warehouse_setup", ctx["airflow_env"])
-    return "DAG warehouse_setup ran in Airflow: success"
+# The demo month and its size: a realistic month that runs end to end in a few minutes here.
+PERIOD = date(2026, 10, 1)
+TENANTS, SUBSCRIPTIONS = 12, 24
+EVENTS_PER_DAY = int(os.environ.get("METERLINE_DEMO_EVENTS_PER_DAY", "20000"))
+CUR_ROWS = int(os.environ.get("METERLINE_DEMO_CUR_ROWS", "50000"))
+CUR_DELIVERIES = 2  # the second restates the first and is final (bill_invoice_id set)
+
+ANALYST_QUERIES = [
+    (
+        "Revenue by tenant for the month (issued invoices)",
+        "select tenant_id, currency, count(*) as invoices, sum(total) as total"
+        " from billing.invoices where period_start = %(p)s and status <> 'void'"
+        " group by 1, 2 order by total desc limit 5",
+    ),
+    (
+        "Reconciliation of cloud cost for the month",
+        "select service, raw_cost, allocated_cost, variance_pct, status from marts.recon_summary"
+        " where period_start = %(p)s order by raw_cost desc",
+    ),
+    (
+        "Top usage by subscription and event type",
+        "select subscription_id, event_type, sum(event_count) as events, sum(total_tokens) as tokens"
+        " from marts.usage_monthly where month = %(p)s group by 1, 2 order by events desc limit 5",
+    ),
+]
 
 
-def step_dbt(ctx: dict) -> str:
-    transform.run(["build", "--quiet"], ctx["url"])
-    return "dbt build passed"
+def _days(period: date) -> list[date]:
+    following = date(period.year + (period.month == 12), period.month % 12 + 1, 1)
+    return [period + timedelta(days=i) for i in range((following - period).days)]
+
+
+def step_generate(ctx: dict) -> str:
+    """Write the month's landing zone once; a second demo reuses it (same seed, same files)."""
+    from meterline.catalog.generate import generate_catalog
+    from meterline.cur.generate import generate as generate_cur
+    from meterline.events.generate import generate as generate_events
+    from meterline.landing import landing
+
+    zone = landing()
+    marker = f"demo/{PERIOD:%Y-%m}-{EVENTS_PER_DAY}-{CUR_ROWS}.done"
+    if zone.exists(marker):
+        return f"landing zone {zone.url} already holds the demo month"
+    months = generate_cur(zone, start=PERIOD, months=1, rows=CUR_ROWS, deliveries=CUR_DELIVERIES, tenants=TENANTS)
+    total = months[0].decimal("billed")  # what AWS invoices: net of discounts where they apply
+    generate_catalog(
+        zone.url, tenants=TENANTS, subscriptions=SUBSCRIPTIONS, period=PERIOD,
+        aws_invoice_totals={f"{PERIOD:%Y-%m}": (total, "USD")},
+    )  # fmt: skip
+    events = generate_events(zone.url, PERIOD, len(_days(PERIOD)), events_per_day=EVENTS_PER_DAY)
+    zone.write_bytes(marker, b"")
+    return (
+        f"{len(events.files)} event files ({EVENTS_PER_DAY:,} events a day with noise), "
+        f"{CUR_DELIVERIES} CUR deliveries of {CUR_ROWS:,} lines (AWS total {total:,.2f} USD), "
+        f"a catalog of {TENANTS} tenants and {SUBSCRIPTIONS} subscriptions in {zone.url}"
+    )
+
+
+def step_dags(ctx: dict) -> str:
+    """Every DAG in the order a month runs, through Airflow (dag.test, one process)."""
+    # A manual run loads the interval that ends at its date: day D's partition is the run of D+1.
+    day_runs = [
+        {"dag_id": "ingest_usage_events", "logical_date": f"{d + timedelta(days=1)}T00:00:00+00:00"}
+        for d in _days(PERIOD)
+    ]
+    close = f"{_days(PERIOD)[-1] + timedelta(days=1)}T04:00:00+00:00"
+    plan = [
+        {"dag_id": "warehouse_setup"},
+        {"dag_id": "sync_billing_catalog", "logical_date": f"{PERIOD.isoformat()}T00:00:00+00:00"},
+        {"dag_id": "ingest_aws_cur", "logical_date": close},
+        *day_runs,
+        {"dag_id": "transform_warehouse", "logical_date": close},
+        {"dag_id": "close_billing_period", "logical_date": close, "conf": {"period": f"{PERIOD:%Y-%m}"}},
+    ]
+    runs = airflow_env.run_plan(plan, ctx["airflow_env"], echo=True)
+    return f"{len(runs)} DAG runs succeeded"
+
+
+def step_summary(ctx: dict) -> str:
+    from meterline.landing import outbox
+
+    with warehouse.connect(ctx["url"]) as conn:
+        for title, query in ANALYST_QUERIES:
+            cur = conn.execute(query, {"p": PERIOD})
+            names = [c.name for c in cur.description]
+            _say(f"  {title}:")
+            _say("    " + " | ".join(names))
+            for row in cur.fetchall():
+                _say("    " + " | ".join(str(v) for v in row))
+        issued = conn.execute(
+            "select count(*) from billing.invoices where period_start = %s and status <> 'void'", [PERIOD]
+        ).fetchone()[0]
+        statuses = dict(
+            conn.execute(
+                "select status, count(*) from marts.invoice_header where period_start = %s group by 1", [PERIOD]
+            ).fetchall()
+        )
+    box = outbox()
+    ctx["report"] = box.uri(f"reports/{PERIOD:%Y-%m}.html")
+    ctx["invoices"] = box.uri(f"invoices/{PERIOD:%Y-%m}/")
+    return f"{issued} invoices issued for {PERIOD:%Y-%m} (drafts by status: {statuses})"
 
 
 STEPS: list[tuple[str, Callable[[dict], str]]] = [
     ("start the warehouse", step_warehouse),
     ("prepare Airflow", step_airflow),
-    ("run warehouse_setup through Airflow", step_setup_dag),
-    ("build the dbt project", step_dbt),
+    ("generate the demo month", step_generate),
+    ("run the month through Airflow", step_dags),
+    ("what an analyst sees", step_summary),
 ]
 
 
@@ -60,4 +157,7 @@ def run() -> int:
         _say(f"    {outcome} ({time.monotonic() - t0:.1f}s)")
     _say(f"done in {time.monotonic() - started:.0f}s")
     _say(f"warehouse: {ctx['url']}  (connect: .venv/bin/meterline warehouse psql)")
+    _say(f"invoices:  {ctx['invoices']}")
+    _say(f"report:    {ctx['report']}")
+    _say("Airflow UI: make airflow")
     return 0
