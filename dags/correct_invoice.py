@@ -20,10 +20,10 @@ changes nothing; it is not retried.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
+
+from meterline.config import dag_defaults
 
 
 @dag(
@@ -32,7 +32,7 @@ from airflow.sdk import Param, dag, get_current_context, task
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     tags=["meterline", "billing", "corrections"],
-    default_args={"owner": "meterline", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args=dag_defaults(),
     doc_md=__doc__,
     params={
         "action": Param(

@@ -16,12 +16,11 @@ which triggers `transform_warehouse`.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import dag, task
 
 from meterline.assets import RAW_CUR
+from meterline.config import dag_defaults
 
 
 @dag(
@@ -32,7 +31,7 @@ from meterline.assets import RAW_CUR
     catchup=False,
     max_active_runs=1,
     tags=["meterline", "ingest", "cur"],
-    default_args={"owner": "meterline", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args=dag_defaults(),
     doc_md=__doc__,
 )
 def ingest_aws_cur():

@@ -24,12 +24,11 @@ triggers `transform_warehouse` (incremental usage models rebuild exactly the tou
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from meterline.assets import RAW_EVENTS
+from meterline.config import dag_defaults
 
 
 @dag(
@@ -42,7 +41,7 @@ from meterline.assets import RAW_EVENTS
     catchup=True,
     max_active_runs=2,
     tags=["meterline", "ingest", "events"],
-    default_args={"owner": "meterline", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args=dag_defaults(),
     doc_md=__doc__,
 )
 def ingest_usage_events():

@@ -20,12 +20,11 @@ success the asset `warehouse://raw/catalog` is updated, which triggers `transfor
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import dag, task
 
 from meterline.assets import RAW_CATALOG
+from meterline.config import dag_defaults
 
 
 @dag(
@@ -36,7 +35,7 @@ from meterline.assets import RAW_CATALOG
     catchup=False,
     max_active_runs=1,
     tags=["meterline", "ingest", "catalog", "billing"],
-    default_args={"owner": "meterline", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args=dag_defaults(),
     doc_md=__doc__,
 )
 def sync_billing_catalog():

@@ -65,6 +65,8 @@ def test_dag_policy(dagbag):
                 problems.append(f"{dag_id}.{task.task_id}: retries {task.retries} < 2")
             if task.retries and task.retry_delay < timedelta(seconds=1):
                 problems.append(f"{dag_id}.{task.task_id}: no retry delay")
+            if not task.on_failure_callback:
+                problems.append(f"{dag_id}.{task.task_id}: no failure alert (use meterline.config.dag_defaults())")
     assert problems == []
 
 
