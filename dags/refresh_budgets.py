@@ -1,18 +1,21 @@
 """
 ### refresh_budgets
 
-Daily: loads `LANDING_URL/budgets/budgets.csv` into `raw.budgets` (all or nothing; a bad line
-fails the task naming every line and reason, and the previous budgets stay), rebuilds
-`marts.budget_master` (with `last_refreshed_at`) and `marts.budget_status` (actual, run-rate
-forecast, pct_used, state) as of the run's day, then posts one webhook per budget, month and
-threshold newly crossed.
+Daily: rebuilds `marts.budget_master` (stamped `last_refreshed_at`) and `marts.budget_status`
+(actual, run-rate forecast, pct_used, state) as of the run's day from the budgets in the billing
+catalog (`budgets.csv`, loaded into `raw.catalog_budgets` by `sync_billing_catalog`), then posts
+one webhook per budget, month and threshold newly crossed.
 
+- Budget data refreshed more than 24 h before the monthly close's suites run fails the gate's
+  freshness suite (`dq.freshness.budgets_refreshed_within_24h`) and blocks the period: keep this
+  DAG running daily, or run it (or `meterline budgets refresh`) before a close.
+- Before the first close (no `marts.invoice_header` yet) only `budget_master` is refreshed.
 - The webhook is the Airflow connection `budget_webhook` (HTTP: a host holding the whole URL,
-  or schema/host/port with an `endpoint` extra).
+  or schema/host/port with an `endpoint` extra). Without it, crossings are logged and left
+  pending: the first run that has the connection sends them.
 - An alert is recorded in `ops.budget_alerts` in the same transaction as its post: a re-run, a
   backfill or a concurrent run never sends it twice; a post that fails is rolled back and
   retried by the task's retries or the next run.
-- Budget data older than 24 h is stale (`meterline.budgets.alerts.freshness`).
 """
 
 from __future__ import annotations
@@ -36,35 +39,37 @@ from meterline.config import dag_defaults
 )
 def refresh_budgets():
     @task
-    def load_budgets() -> dict[str, int]:
-        from meterline.budgets.load import load_budgets
+    def refresh(ds=None) -> dict[str, int]:
+        from datetime import date
 
-        return {"budgets": load_budgets(None)}
+        from meterline.budgets.refresh import refresh
 
-    @task
-    def build_budget_status(ds=None) -> None:
-        import json
-
-        from meterline import transform
-
-        transform.run(
-            ["build", "--select", "currencies", "stg_budgets__budgets", "budget_master", "budget_status",
-             "--indirect-selection", "cautious", "--vars", json.dumps({"budget_as_of": ds})]
-        )  # fmt: skip
+        return refresh(None, date.fromisoformat(ds)).counts()
 
     @task
     def send_alerts() -> dict[str, int]:
+        import logging
+
         from airflow.sdk import Connection
+        from airflow.sdk.exceptions import AirflowNotFoundException
 
         from meterline.budgets import alerts
 
-        conn = Connection.get("budget_webhook")
+        try:
+            conn = Connection.get("budget_webhook")
+        except AirflowNotFoundException:
+            waiting = alerts.pending(None)
+            logging.getLogger(__name__).warning(
+                "no budget_webhook connection: %d threshold crossing(s) not alerted, kept for the next run",
+                len(waiting),
+            )
+            return {"alerts_sent": 0, "alerts_pending": len(waiting)}
         url = alerts.webhook_url(
             conn.host, schema=conn.schema, port=conn.port, endpoint=conn.extra_dejson.get("endpoint", "")
         )
-        return {"alerts_sent": len(alerts.send_alerts(None, url))}
+        return {"alerts_sent": len(alerts.send_alerts(None, url)), "alerts_pending": 0}
 
-    load_budgets() >> build_budget_status() >> send_alerts()
+    refresh() >> send_alerts()
 
 
 refresh_budgets()

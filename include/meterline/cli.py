@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     from meterline.payments import cli as payments_cli
 
     payments_cli.register(generators, loaders)
+    from meterline.budgets import cli as budgets_cli  # budgets refresh (budgets load with the catalog)
+
+    budgets_cli.register(commands)
 
     from meterline.invoicing import cli as invoicing_cli  # quality, gate, emit, invoice
 

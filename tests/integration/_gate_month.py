@@ -153,6 +153,25 @@ def build(db: psycopg.Connection) -> None:
     )
 
 
+# Budgets of the month's tenants and of EC2, as budgets.csv would load them into raw.catalog_budgets.
+BUDGETS = [
+    ("b-acme", "tenant", "t-0001", "150.00", "USD", [80, 100]),
+    ("b-beta", "tenant", "t-0002", "200.00", "EUR", [80, 100]),
+    ("b-kappa", "tenant", "t-0003", "100.00", "USD", [80, 100]),
+    ("b-ec2", "service", "AmazonEC2", "100.00", "USD", [50, 80, 100]),
+]
+
+
+def add_budgets(db: psycopg.Connection) -> None:
+    """The month's budgets in raw.catalog_budgets (what `meterline load catalog` writes)."""
+    for budget_id, scope_type, scope_id, amount, currency, thresholds in BUDGETS:
+        db.execute(
+            "insert into raw.catalog_budgets (budget_id, scope_type, scope_id, period, amount, currency, thresholds,"
+            " source_file) values (%s, %s, %s, 'month', %s, %s, %s, 'catalog/budgets.csv')",
+            [budget_id, scope_type, scope_id, Decimal(amount), currency, [Decimal(t) for t in thresholds]],
+        )
+
+
 def fail_reconciliation(db: psycopg.Connection) -> None:
     """AmazonS3 allocated 29.55 of 30.00: variance 1.5 %, above the 1 % failure threshold."""
     db.execute(
@@ -173,8 +192,12 @@ def pass_gate(url: str) -> None:
 def period_feeds(db: psycopg.Connection, period_start: str, subscription_id: uuid.UUID) -> None:
     """Fresh, reconciled feeds for a period whose invoices dbt builds for real: the usage and
     cost marts (plain DDL, empty but for what the checks read), an event on the period's last
-    day, a loaded CUR delivery, a reconciliation that is ok."""
+    day, a loaded CUR delivery, a reconciliation that is ok, and budget data just refreshed (a
+    budget_master stand-in naming each budget of the loaded catalog)."""
     db.execute(_DDL)
+    db.execute(
+        "create table marts.budget_master as select budget_id, now() as last_refreshed_at from raw.catalog_budgets"
+    )
     last_day = db.execute("select (%s::date + interval '1 month' - interval '1 day')::date", [period_start]).fetchone()[
         0
     ]

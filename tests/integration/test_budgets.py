@@ -1,30 +1,25 @@
-"""Budgets: budget_master and budget_status through real dbt over a known month, alerts sent
-once per threshold crossing to a local webhook, and the freshness check."""
+"""Budgets: budget_master and budget_status through real dbt over a known month (budgets as the
+catalog loads them into raw.catalog_budgets), alerts sent once per threshold crossing to a local
+webhook, and `meterline budgets refresh`."""
 
 from __future__ import annotations
 
 import json
 import threading
-from datetime import timedelta
+from datetime import date
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 
 import pytest
-from _gate_month import build
+from _gate_month import add_budgets, build
 
-from meterline import transform
-from meterline.budgets.alerts import freshness, send_alerts
-from meterline.budgets.load import BudgetsError, load_budgets
+from meterline import cli
+from meterline.budgets.alerts import pending, send_alerts
+from meterline.budgets.refresh import refresh
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-BUDGETS = """budget_id,scope_type,scope_id,amount,currency,thresholds
-b-acme,tenant,t-0001,150.00,USD,80|100
-b-beta,tenant,t-0002,200.00,EUR,80|100
-b-kappa,tenant,t-0003,100.00,USD,80|100
-b-ec2,service,AmazonEC2,100.00,USD,50|80|100
-"""
+AS_OF = date(2025, 3, 10)
 
 
 class Webhook:
@@ -60,22 +55,12 @@ def webhook():
     hook.server.shutdown()
 
 
-def refresh(url: str) -> None:
-    transform.run(
-        ["build", "--select", "currencies", "stg_budgets__budgets", "budget_master", "budget_status",
-         "--indirect-selection", "cautious", "--vars", '{"budget_as_of": "2025-03-10"}'],
-        url,
-        capture_output=True,
-    )  # fmt: skip
-
-
 @pytest.fixture
-def month(db, warehouse_url: str, tmp_path: Path) -> str:
+def month(db, warehouse_url: str) -> str:
     build(db)  # invoice_header and fact_cost_raw of March 2025, figures known to the cent
-    (tmp_path / "budgets").mkdir()
-    (tmp_path / "budgets" / "budgets.csv").write_text(BUDGETS)
-    assert load_budgets(warehouse_url, str(tmp_path)) == 4
-    refresh(warehouse_url)
+    add_budgets(db)
+    result = refresh(warehouse_url, AS_OF)
+    assert (result.budgets, result.status_skipped) == (4, None)
     return warehouse_url
 
 
@@ -96,10 +81,6 @@ def test_budget_status_actual_forecast_and_state(month, db):
     ).fetchall()
     assert master[0] == ("b-acme", "t-0001", None, "2025-03-01")
     assert master[2] == ("b-ec2", None, "AmazonEC2", "2025-03-01")
-    assert freshness(month)[0] is True
-    db.execute("update marts.budget_master set last_refreshed_at = now() - interval '25 hours'")
-    passed, reason = freshness(month)
-    assert not passed and reason.endswith(f"older than {timedelta(hours=24)}")
 
 
 def test_crossing_80_then_100_alerts_twice_over_any_number_of_reruns(month, db, webhook):
@@ -110,7 +91,7 @@ def test_crossing_80_then_100_alerts_twice_over_any_number_of_reruns(month, db, 
 
     # Acme's March grows to 160.00 (106.67 %): only the 100 % crossing is new.
     db.execute("update marts.invoice_header set subtotal = 160.00 where tenant_id = 't-0001'")
-    refresh(month)
+    refresh(month, AS_OF)
     webhook.fail = True  # the first attempt fails: nothing recorded, the next run retries
     with pytest.raises(OSError):
         send_alerts(month, webhook.url)
@@ -128,18 +109,29 @@ def test_crossing_80_then_100_alerts_twice_over_any_number_of_reruns(month, db, 
     assert db.execute("select count(*), min(response_status) from ops.budget_alerts").fetchone() == (5, 200)
 
 
-def test_a_bad_budgets_file_is_refused_whole(warehouse_url, db, tmp_path):
-    (tmp_path / "budgets").mkdir()
-    (tmp_path / "budgets" / "budgets.csv").write_text(
-        BUDGETS + "b-x,team,t-9,10,USD,80\nb-y,tenant,t-9,ten,USD,80\nb-acme,tenant,t-9,10,USD,80\n"
-    )
-    with pytest.raises(BudgetsError) as refused:
-        load_budgets(warehouse_url, str(tmp_path))
-    where = f"{tmp_path}/budgets/budgets.csv"
-    assert str(refused.value).splitlines() == [
-        "budgets refused:",
-        f"{where}: line 6: scope_type must be tenant or service, with a scope_id",
-        f"{where}: line 7: amount or thresholds not numbers",
-        f"{where}: line 8: budget_id missing or repeated",
-    ]
-    assert db.execute("select count(*) from raw.budgets").fetchone()[0] == 0
+def test_refresh_command_prints_status_and_keeps_crossings_pending_without_a_webhook(month, db, webhook, capsys):
+    assert cli.main(["budgets", "refresh", "--as-of", "2025-03-10"]) == 0
+    out = capsys.readouterr().out
+    assert "budgets refreshed as of 2025-03-10: 4 budget(s)" in out
+    assert "  b-beta 2025-03: 202.35 of 200.00 EUR (101.18 %), forecast 627.29, breached" in out
+    assert "4 threshold crossing(s) not alerted yet: no webhook" in out
+    assert db.execute("select count(*) from ops.budget_alerts").fetchone()[0] == 0
+
+    assert cli.main(["budgets", "refresh", "--as-of", "2025-03-10", "--webhook", webhook.url]) == 0
+    assert "4 alert(s) sent" in capsys.readouterr().out
+    assert pending(month) == []
+    assert cli.main(["budgets", "refresh", "--as-of", "2025-03-10", "--webhook", webhook.url]) == 0
+    assert "0 alert(s) sent" in capsys.readouterr().out
+    assert len(webhook.received) == 4
+
+
+def test_before_the_first_close_only_budget_master_is_refreshed(db, warehouse_url):
+    add_budgets(db)  # a new warehouse: budgets loaded, no invoice_header or fact_cost_raw yet
+    result = refresh(warehouse_url, AS_OF)
+    assert result.budgets == 4
+    assert result.status_skipped == "no marts.invoice_header, marts.fact_cost_raw yet to measure spend from"
+    assert db.execute("select to_regclass('marts.budget_status')").fetchone()[0] is None
+    assert db.execute(
+        "select count(*), bool_and(last_refreshed_at > now() - interval '5 minutes') from marts.budget_master"
+    ).fetchone() == (4, True)
+    assert pending(warehouse_url) == []

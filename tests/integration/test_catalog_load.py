@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 import pytest
 
@@ -24,13 +25,14 @@ EXPECTED = {
     "tax_rates.csv": 7,
     "credits.csv": 2,
     "allocation_rules.csv": 5,
+    "budgets.csv": 5,
 }
 
 
 def _table_counts(db) -> dict[str, int]:
     tables = [
         "tenants", "plans", "subscriptions", "metrics", "price_components", "price_tiers", "quotas", "tax_rates",
-        "credits", "allocation_rules",
+        "credits", "allocation_rules", "budgets",
     ]  # fmt: skip
     return {f"{t}.csv": db.execute(f"select count(*) from raw.catalog_{t}").fetchone()[0] for t in tables}
 
@@ -50,6 +52,17 @@ def test_load_from_local_folder_replaces_each_entity(warehouse_url, db, tmp_path
     assert source == [(f"{tmp_path}/catalog/plans.csv",)]
     audits = db.execute("select action, metadata -> 'row_counts' ->> 'tenants.csv' from ops.audit_log").fetchall()
     assert audits == [("catalog.loaded", "12"), ("catalog.loaded", "3")]
+    budgets = db.execute(
+        "select budget_id, scope_type, scope_id, period, amount, currency, thresholds from raw.catalog_budgets"
+        " order by budget_id"
+    ).fetchall()
+    assert budgets == [
+        ("budget-amazonec2", "service", "AmazonEC2", "month", Decimal("5000.00"), "USD", [80, 100]),
+        ("budget-amazons3", "service", "AmazonS3", "month", Decimal("1500.00"), "USD", [80, 100]),
+        ("budget-t-0001", "tenant", "t-0001", "month", Decimal("2000.00"), "USD", [50, 80, 100]),
+        ("budget-t-0002", "tenant", "t-0002", "month", Decimal("450.00"), "EUR", [80, 100]),
+        ("budget-t-0003", "tenant", "t-0003", "month", Decimal("9000.00"), "EUR", [80, 100]),
+    ]
 
 
 def test_invalid_export_loads_nothing_and_lists_every_problem(warehouse_url, db, tmp_path):
@@ -75,8 +88,6 @@ def test_invalid_export_loads_nothing_and_lists_every_problem(warehouse_url, db,
 
 
 def test_load_from_s3_with_optional_aws_invoice_totals(warehouse_url, db, s3_bucket):
-    from decimal import Decimal
-
     url = f"{s3_bucket}/landing"
     generate_catalog(url, period=date(2026, 10, 1), aws_invoice_totals={"2026-10": (Decimal("1234.567891"), "USD")})
     result = load_catalog(warehouse_url, url)
@@ -86,3 +97,13 @@ def test_load_from_s3_with_optional_aws_invoice_totals(warehouse_url, db, s3_buc
         "select billing_period, total, currency, source_file from raw.catalog_aws_invoice_totals"
     ).fetchone()
     assert row == ("2026-10", Decimal("1234.567891"), "USD", f"{url}/catalog/aws_invoice_totals.csv")
+
+
+def test_an_export_without_budgets_keeps_the_loaded_budgets(warehouse_url, db, tmp_path):
+    """budgets.csv is optional, like aws_invoice_totals.csv: absent, its table is left as it was."""
+    generate_catalog(str(tmp_path), period=date(2026, 10, 1))
+    load_catalog(warehouse_url, str(tmp_path))
+    (tmp_path / "catalog" / "budgets.csv").unlink()
+    result = load_catalog(warehouse_url, str(tmp_path))
+    assert "budgets.csv" not in result.row_counts
+    assert db.execute("select count(*) from raw.catalog_budgets").fetchone()[0] == 5

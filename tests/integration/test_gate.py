@@ -3,13 +3,15 @@ checks block their invoice only, overrides are audited, and a fixed period emits
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import psycopg
 import pytest
-from _gate_month import DRAFT, PERIOD, TOTALS, build, fail_reconciliation
+from _gate_month import DRAFT, PERIOD, TOTALS, add_budgets, build, fail_reconciliation
 
+from meterline.budgets.refresh import refresh
 from meterline.invoicing.emit import emit
 from meterline.invoicing.gate import GateFailed, evaluate_gate, require_pass
 from meterline.landing import Zone
@@ -41,9 +43,9 @@ def test_clean_month_passes_every_check(month, db):
         "select count(*), bool_and(passed), count(distinct run_id) from ops.invoice_gate"
         " where period_start = '2025-03-01'"
     ).fetchone()
-    # 23 expectations (usage 7, allocation 2, coverage 2, drafts 8, rejection 1, freshness 3)
-    # + reconciliation + pricing configuration
-    assert rows == (25, True, 1)
+    # 24 expectations (usage 7, allocation 2, coverage 2, drafts 8, rejection 1, freshness 4)
+    # + reconciliation + pricing configuration. No budgets at all: budget freshness passes.
+    assert rows == (26, True, 1)
     assert db.execute("select action from ops.audit_log where resource = 'period:2025-03'").fetchall() == [
         ("gate.passed",)
     ]
@@ -73,6 +75,10 @@ def _rejections(db):
     )
 
 
+def _budgets_never_refreshed(db):
+    add_budgets(db)  # in the catalog, but no refresh ever built marts.budget_master
+
+
 def _allocation_leak(db):
     db.execute("update marts.fact_cost_allocated set allocated_cost = 29.06 where tenant_id = 't-0002'")
 
@@ -87,6 +93,12 @@ PERIOD_FAILURES = [
     (_negative_count, "dq.usage_hourly.event_count_non_negative", '"unexpected_count": 1'),
     (_stale_events, "dq.freshness.events_through_period_end", "freshness events_through_period_end failed"),
     (_no_cur_delivery, "dq.freshness.cur_delivery_for_period", "freshness cur_delivery_for_period failed"),
+    (
+        _budgets_never_refreshed,
+        "dq.freshness.budgets_refreshed_within_24h",
+        "stale budget data (older than 24 h when the suites ran): b-acme: never refreshed (not in"
+        " marts.budget_master); b-beta: never refreshed (not in marts.budget_master); b-ec2: never refreshed",
+    ),
     (_rejections, "dq.events_rejected.rejection_rate_under_threshold", "20.0000"),
     (_allocation_leak, "dq.fact_cost_allocated.conservation_per_service", '"1.003456"'),
     (_missing_draft, "dq.invoice_coverage.one_invoice_per_active_subscription", '"unexpected_count": 1'),
@@ -239,3 +251,41 @@ def test_gate_without_suite_results_blocks_with_what_to_run(month, db):
     names = {c.name for c in decision.period_failures}
     assert "dq.dbt_billing" in names and "dq.usage_hourly" in names
     assert "meterline quality --period 2025-03" in decision.summary()
+
+
+def test_stale_budget_data_blocks_the_period_until_refreshed(month, db):
+    add_budgets(db)
+    refresh(month, date(2025, 3, 10))
+    fresh = gate(month)
+    assert fresh.passed
+    check = "dq.freshness.budgets_refreshed_within_24h"
+    assert [(c.scope, c.passed) for c in fresh.checks if c.name == check] == [("period", True)]
+
+    # Two budgets were last refreshed 25 h before the suites run: the whole period is blocked.
+    db.execute(
+        "update marts.budget_master set last_refreshed_at = now() - interval '25 hours'"
+        " where budget_id in ('b-acme', 'b-ec2')"
+    )
+    (stale_at,) = db.execute(
+        "select to_char(last_refreshed_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI') from marts.budget_master"
+        " where budget_id = 'b-acme'"
+    ).fetchone()
+    stale = gate(month)
+    assert not stale.passed
+    assert [c.name for c in stale.period_failures] == [check]
+    reason = db.execute(
+        "select reason from ops.invoice_gate where run_id = %s and check_name = %s and not passed",
+        [stale.run_id, check],
+    ).fetchone()[0]
+    assert reason.startswith(
+        f"freshness budgets_refreshed_within_24h failed; stale budget data (older than 24 h when the suites ran):"
+        f" b-acme: last refreshed {stale_at} UTC, 25.0 h ago; b-ec2: last refreshed {stale_at} UTC, 25.0 h ago;"
+        " refresh it (DAG refresh_budgets, or meterline budgets refresh) and run the suites again;"
+    )
+    assert "see ops.dq_results where dq_run_id = 'dq-2025-03-" in reason
+    assert check in stale.summary()
+
+    # The daily refresh runs again: fresh budget data, the period passes.
+    refresh(month, date(2025, 3, 11))
+    again = gate(month)
+    assert again.passed and again.blocked_invoices == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,43 @@ def test_bad_values_are_typed_errors(tmp_path: Path, export):
         "price_components.csv, line 2, field unit_price: not a plain decimal: '1e-5'",
         "tenants.csv, line 2, field country: not a 2-letter code: 'USA'",
     ]
+
+
+def test_generated_budgets_cover_tenants_and_services(export):
+    budgets = export["budgets.csv"]
+    assert [(b["scope_type"], b["scope_id"], b["currency"], b["thresholds"]) for b in budgets] == [
+        ("tenant", "t-0001", "USD", "50|80|100"),
+        ("tenant", "t-0002", "EUR", "80|100"),
+        ("tenant", "t-0003", "EUR", "80|100"),
+        ("service", "AmazonEC2", "USD", "80|100"),
+        ("service", "AmazonS3", "USD", "80|100"),
+    ]
+    parsed, _ = validate(_files(export))
+    assert parsed["budgets.csv"].rows[0]["thresholds"] == [Decimal(50), Decimal(80), Decimal(100)]
+
+
+def test_bad_budgets_name_file_line_and_field(export):
+    def edit(rows):
+        rows[0]["scope_id"] = "t-9999"  # unknown tenant
+        rows[1]["thresholds"] = "100|80|80"  # repeated
+        rows[2]["scope_type"] = "team"
+        rows[3]["currency"] = "XYZ"
+        rows[4]["amount"] = "0"
+        rows.append(dict(rows[4], budget_id="budget-t-0001", amount="10", thresholds="80|ten"))
+
+    problems = _problems(export, "budgets.csv", edit)
+    assert sorted(problems) == [
+        "budgets.csv, line 2, field scope_id: unknown tenant t-9999",
+        "budgets.csv, line 3, field thresholds: a threshold is repeated: '100|80|80'",
+        "budgets.csv, line 4, field scope_type: unknown value 'team' (expected one of tenant, service)",
+        "budgets.csv, line 5, field currency: unknown currency XYZ (not in seeds/currencies.csv)",
+        "budgets.csv, line 6, field amount: must be positive: 0",
+        "budgets.csv, line 7, field thresholds: not a plain decimal: 'ten'",
+    ]
+
+
+def test_budgets_file_is_optional_but_a_duplicate_budget_is_refused(export):
+    rows = {k: [dict(r) for r in v] for k, v in export.items() if k != "budgets.csv"}
+    assert validate(_files(rows))[1] == []
+    problems = _problems(export, "budgets.csv", lambda rows: rows.append(dict(rows[0])))
+    assert problems == ["budgets.csv, line 7, field budget_id: duplicate key budget-t-0001 (first on line 2)"]

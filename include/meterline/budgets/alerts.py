@@ -1,5 +1,4 @@
-"""Budget alerts: one webhook per budget, month and threshold crossed, ever; and the freshness
-check on budget data.
+"""Budget alerts: one webhook per budget, month and threshold crossed, ever.
 
 Each alert is its own transaction: the `ops.budget_alerts` row is inserted first (its key is
 budget, period, threshold: a re-run or a concurrent run finds it and sends nothing), then the
@@ -12,7 +11,7 @@ import json
 import logging
 import urllib.request
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
 from meterline import warehouse
@@ -57,13 +56,23 @@ def _post(url: str, body: dict[str, str], timeout: float) -> int:
 
 
 def crossings(conninfo: str) -> list[Alert]:
-    """Every threshold each budget's month has crossed (marts.budget_status)."""
+    """Every threshold each budget's month has crossed (marts.budget_status; none before it is built)."""
     with warehouse.connect(conninfo) as conn:
+        if conn.execute("select to_regclass('marts.budget_status')").fetchone()[0] is None:
+            return []
         rows = conn.execute(
             "select budget_id, period_start, t, pct_used, actual, amount, currency, state"
             " from marts.budget_status, unnest(thresholds_crossed) as t order by budget_id, period_start, t"
         ).fetchall()
     return [Alert(*row) for row in rows]
+
+
+def pending(conninfo: str | None) -> list[Alert]:
+    """The crossings no alert has been sent for yet (what send_alerts would send now)."""
+    conninfo = conninfo or warehouse.url()
+    with warehouse.connect(conninfo) as conn:
+        sent = set(conn.execute("select budget_id, period_start, threshold from ops.budget_alerts").fetchall())
+    return [a for a in crossings(conninfo) if (a.budget_id, a.period_start, a.threshold) not in sent]
 
 
 def send_alerts(conninfo: str | None, webhook_url: str, *, timeout: float = 10.0) -> list[Alert]:
@@ -90,19 +99,6 @@ def send_alerts(conninfo: str | None, webhook_url: str, *, timeout: float = 10.0
         log.info("budget alert sent: %s", alert.payload()["text"])
         sent.append(alert)
     return sent
-
-
-def freshness(conninfo: str | None, max_age: timedelta = timedelta(hours=24)) -> tuple[bool, str]:
-    """(passed, reason): budget data is fresh when marts.budget_master was refreshed within max_age."""
-    with warehouse.connect(conninfo or warehouse.url()) as conn:
-        row = conn.execute(
-            "select max(last_refreshed_at), now() - max(last_refreshed_at) from marts.budget_master"
-        ).fetchone()
-    if row[0] is None:
-        return False, "budget_master holds no budgets: never refreshed"
-    if row[1] > max_age:
-        return False, f"budget_master last refreshed {row[0]:%Y-%m-%d %H:%M} UTC, older than {max_age}"
-    return True, f"budget_master refreshed {row[0]:%Y-%m-%d %H:%M} UTC"
 
 
 def webhook_url(host: str | None, *, schema: str | None = None, port: int | None = None, endpoint: str = "") -> str:

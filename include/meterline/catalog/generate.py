@@ -5,7 +5,8 @@ The month it is built around (`period`) has every pricing case in it: subscripti
 on the 15th, end mid-month, change plan mid-month; all four price models with included units and
 tiers with flat fees; quotas that block or allow overage; a tax rate change inside the month;
 credits (one larger than any invoice); a JPY tenant (no minor unit); allocation rules for the
-services the CUR generator uses, with one service left without a rule.
+services the CUR generator uses, with one service left without a rule; monthly budgets for the
+first tenants (in their currency) and for two services (USD).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ FILES = (
     "tax_rates.csv",
     "credits.csv",
     "allocation_rules.csv",
+    "budgets.csv",
 )
 
 
@@ -397,6 +399,34 @@ def generate_catalog(
         for service, method, driver in ALLOCATION_RULES
     ]
 
+    # Monthly budgets: the first three tenants (their currency; the first with three thresholds)
+    # and the two biggest services (internal cost, USD).
+    budget_rows = [
+        {
+            "budget_id": f"budget-{t['tenant_id']}",
+            "scope_type": "tenant",
+            "scope_id": t["tenant_id"],
+            "period": "month",
+            "amount": _fee(Decimal(amount), t["currency"]),
+            "currency": t["currency"],
+            "thresholds": thresholds,
+        }
+        for t, amount, thresholds in zip(
+            tenant_rows[:3], (2000, 500, 10000), ("50|80|100", "80|100", "80|100"), strict=False
+        )
+    ] + [
+        {
+            "budget_id": f"budget-{service.lower()}",
+            "scope_type": "service",
+            "scope_id": service,
+            "period": "month",
+            "amount": _fee(Decimal(amount), "USD"),
+            "currency": "USD",
+            "thresholds": "80|100",
+        }
+        for service, amount in (("AmazonEC2", 5000), ("AmazonS3", 1500))
+    ]
+
     files: dict[str, list[dict[str, str]]] = {
         "tenants.csv": tenant_rows,
         "plans.csv": plans,
@@ -408,6 +438,7 @@ def generate_catalog(
         "tax_rates.csv": tax_rows,
         "credits.csv": credit_rows,
         "allocation_rules.csv": rule_rows,
+        "budgets.csv": budget_rows,
     }
     if aws_invoice_totals:
         files["aws_invoice_totals.csv"] = [

@@ -133,6 +133,14 @@ def _enum(*values: str) -> Callable[[str], str]:
     return parse
 
 
+def _thresholds(v: str) -> list[Decimal]:
+    """Alert thresholds in percent of the amount, `|`-separated (`80|100`): positive, no repeats."""
+    values = [_positive(t.strip()) for t in v.split("|")]
+    if len(set(values)) != len(values):
+        raise ValueError(f"a threshold is repeated: {v!r}")
+    return sorted(values)
+
+
 def _period(v: str) -> str:
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", v):
         raise ValueError(f"not a billing period (YYYY-MM): {v!r}")
@@ -266,8 +274,22 @@ SCHEMAS: dict[str, tuple[str, tuple[str, ...], list[Column]]] = {
             Column("currency", _upper_code(3)),
         ],
     ),
+    "budgets.csv": (
+        "catalog_budgets",
+        ("budget_id",),
+        [
+            Column("budget_id", _text),
+            Column("scope_type", _enum("tenant", "service")),
+            Column("scope_id", _text),
+            Column("period", _enum("month")),
+            Column("amount", _positive),
+            Column("currency", _upper_code(3)),
+            Column("thresholds", _thresholds),
+        ],
+    ),
 }
-OPTIONAL_FILES = frozenset({"aws_invoice_totals.csv"})
+# Optional files replace their table only when present in the export.
+OPTIONAL_FILES = frozenset({"aws_invoice_totals.csv", "budgets.csv"})
 
 
 @dataclass
@@ -372,6 +394,7 @@ def check_rules(files: dict[str, ParsedFile], problems: list[Problem], currencie
         ("plans.csv", "currency"),
         ("credits.csv", "currency"),
         ("aws_invoice_totals.csv", "currency"),
+        ("budgets.csv", "currency"),
     ):
         for line, r in each(file):
             if r[col] not in currencies:
@@ -528,6 +551,9 @@ def check_rules(files: dict[str, ParsedFile], problems: list[Problem], currencie
     for line, r in each("credits.csv"):
         if r["tenant_id"] not in tenants:
             problems.append(Problem("credits.csv", line, "tenant_id", f"unknown tenant {r['tenant_id']}"))
+    for line, r in each("budgets.csv"):
+        if r["scope_type"] == "tenant" and r["scope_id"] not in tenants:
+            problems.append(Problem("budgets.csv", line, "scope_id", f"unknown tenant {r['scope_id']}"))
     for line, r in each("allocation_rules.csv"):
         if r["method"] == "usage_share":
             if not r["driver_metric"]:

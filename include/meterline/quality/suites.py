@@ -10,7 +10,11 @@ Suites and the scope of what they find:
 - `invoice_drafts` (invoice): totals consistent, lines add up, currency valid, total not negative,
   a tax rate and every price present; each failure names the drafts (invoice_id) it concerns;
 - `events_rejected` (period): the share of P's event rows rejected is under the threshold;
-- `freshness` (period): events through the end of P, a loaded CUR delivery for P;
+- `freshness` (period): events through the end of P, a loaded CUR delivery for P, and budget
+  data refreshed within 24 h of the suites' run (every budget of the catalog in
+  `marts.budget_master` with a recent `last_refreshed_at`; no budgets at all passes). Stale
+  budgets block the period like stale feeds do: the issue asks for it, and a close must not run
+  on budgets nobody has measured for a day (override the check with a justification if needed);
 - `dbt_billing` (period): `dbt test` on the billing models.
 """
 
@@ -56,12 +60,18 @@ RAW_COST_COLUMN = "billed_cost"
 # Tax is the rate valid on the period's last day (as dbt's invoice_header prices it).
 # Events must reach the last day of the period: the feed is a daily partition.
 EVENTS_FRESH_WITHIN = timedelta(days=1)
+# Budget data (marts.budget_master.last_refreshed_at) is stale when older than this at the
+# suites' run (the database's now()): the refresh_budgets DAG runs daily.
+BUDGETS_FRESH_WITHIN = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
 class Expectation:
     label: str
     build: Callable[[Any], Any]  # gx module -> an expectation instance
+    # When it fails, the reason recorded (detail.reason, read by the gate): this template with
+    # {values} replaced by the unexpected values (the column holds each failing row's explanation).
+    explain: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,7 +115,17 @@ def _lit(value: Any) -> sql.Literal:
     return sql.Literal(value)
 
 
-def _suites(period: Period, rejection_pct: Decimal, currencies: list[str]) -> list[Suite]:
+def _budget_master(exists: bool) -> sql.Composable:
+    """marts.budget_master, or an empty stand-in before dbt ever built it (every budget is then
+    'never refreshed')."""
+    if exists:
+        return sql.SQL("marts.budget_master")
+    return sql.SQL("(select null::text as budget_id, null::timestamptz as last_refreshed_at where false)")
+
+
+def _suites(
+    period: Period, rejection_pct: Decimal, currencies: list[str], *, budget_master_exists: bool = True
+) -> list[Suite]:
     start, end = _lit(period.start), _lit(period.end)
     first_hour = datetime.combine(period.start, datetime.min.time(), UTC)
     last_hour = datetime.combine(period.end, datetime.min.time(), UTC) - timedelta(hours=1)
@@ -274,7 +294,7 @@ def _suites(period: Period, rejection_pct: Decimal, currencies: list[str]) -> li
         ),
         Suite(
             "freshness",
-            ("raw.events", "raw.cur_deliveries"),
+            ("raw.events", "raw.cur_deliveries", "raw.catalog_budgets"),
             sql.SQL(
                 "select"
                 ' (select max("timestamp") from raw.events'
@@ -282,8 +302,22 @@ def _suites(period: Period, rejection_pct: Decimal, currencies: list[str]) -> li
                 "   as last_event_at,"
                 " (select count(*) from raw.cur_deliveries"
                 "  where billing_period = {start} and status = 'loaded' and superseded_by is null)"
-                "   as cur_deliveries"
-            ).format(start=start, end=end),
+                "   as cur_deliveries,"
+                # One text naming each stale budget and its age; null when every budget is fresh.
+                " (select string_agg(b.budget_id || ': ' || case when m.last_refreshed_at is null"
+                "    then 'never refreshed (not in marts.budget_master)'"
+                "    else 'last refreshed ' || to_char(m.last_refreshed_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI')"
+                "     || ' UTC, ' || round(extract(epoch from now() - m.last_refreshed_at) / 3600, 1) || ' h ago' end,"
+                "    '; ' order by b.budget_id)"
+                "  from raw.catalog_budgets b left join {master} m on m.budget_id = b.budget_id"
+                "  where m.last_refreshed_at is null or m.last_refreshed_at < now() - {max_age}::interval)"
+                "   as stale_budgets"
+            ).format(
+                start=start,
+                end=end,
+                master=_budget_master(budget_master_exists),
+                max_age=_lit(BUDGETS_FRESH_WITHIN),
+            ),
             (
                 ex(
                     "events_through_period_end",
@@ -294,13 +328,23 @@ def _suites(period: Period, rejection_pct: Decimal, currencies: list[str]) -> li
                 ),
                 ex("events_present", "ExpectColumnValuesToNotBeNull", column="last_event_at"),
                 ex("cur_delivery_for_period", "ExpectColumnValuesToBeBetween", column="cur_deliveries", min_value=1),
+                _expectation(
+                    "budgets_refreshed_within_24h",
+                    "ExpectColumnValuesToBeNull",
+                    explain=(
+                        f"stale budget data (older than {BUDGETS_FRESH_WITHIN.total_seconds() / 3600:.0f} h"
+                        " when the suites ran): {values}; refresh it (DAG refresh_budgets, or meterline budgets"
+                        " refresh) and run the suites again"
+                    ),
+                    column="stale_budgets",
+                ),
             ),
         ),
     ]
 
 
-def _expectation(label: str, kind: str, **kwargs: Any) -> Expectation:
-    return Expectation(label, lambda gx: getattr(gx.expectations, kind)(**kwargs))
+def _expectation(label: str, kind: str, explain: str | None = None, **kwargs: Any) -> Expectation:
+    return Expectation(label, lambda gx: getattr(gx.expectations, kind)(**kwargs), explain)
 
 
 def _plain(value: Any) -> Any:
@@ -325,10 +369,11 @@ def _run_gx_suite(gx: Any, context: Any, datasource: Any, suite: Suite, query: s
     asset = datasource.add_query_asset(name=suite.name, query=f"select * from ({query}) as {suite.name}")
     batch = asset.add_batch_definition_whole_table(f"{suite.name}_batch")
     gx_suite = context.suites.add(gx.ExpectationSuite(name=suite.name))
-    labels = {}
+    labels, explains = {}, {}
     for expectation in suite.expectations:
         instance = gx_suite.add_expectation(expectation.build(gx))
         labels[instance.id] = expectation.label
+        explains[instance.id] = expectation.explain
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=suite.name, data=batch, suite=gx_suite)
     )
@@ -350,6 +395,11 @@ def _run_gx_suite(gx: Any, context: Any, datasource: Any, suite: Suite, query: s
                 "partial_unexpected_list": (outcome.get("partial_unexpected_list") or [])[:20],
             }
         error = (item.exception_info or {}).get("exception_message") if item.exception_info else None
+        explain = explains.get(item.expectation_config.id)
+        reason = None
+        if explain and not item.success:
+            values = "; ".join(str(v) for v in outcome.get("partial_unexpected_list") or []) or "see observed_value"
+            reason = explain.replace("{values}", values)
         results.append(
             ExpectationResult(
                 suite=suite.name,
@@ -364,6 +414,7 @@ def _run_gx_suite(gx: Any, context: Any, datasource: Any, suite: Suite, query: s
                 detail=_plain(
                     {"expectation_type": item.expectation_config.type, "kwargs": item.expectation_config.kwargs}
                     | ({"error": error} if error else {})
+                    | ({"reason": reason} if reason else {})
                 ),
             )
         )
@@ -424,8 +475,13 @@ def run_suites(
     threshold = rejection_pct if rejection_pct is not None else settings().event_rejection_pct
     run_id = f"dq-{period.label}-{uuid.uuid4().hex[:12]}"
     results: list[ExpectationResult] = []
-    wanted = [s for s in _suites(period, threshold, sorted(minor_units_table())) if s.name in suites]
     with warehouse.connect(conninfo, autocommit=True) as conn:
+        has_master = not _missing_relations(conn, ("marts.budget_master",))
+        wanted = [
+            s
+            for s in _suites(period, threshold, sorted(minor_units_table()), budget_master_exists=has_master)
+            if s.name in suites
+        ]
         runnable = []
         for suite in wanted:
             missing = _missing_relations(conn, suite.requires)

@@ -1,11 +1,12 @@
 {#- The budgets as of this build: one row per budget for the current month (var budget_as_of,
     default today), with last_refreshed_at = when this build ran. The daily refresh rebuilds
-    it; older than 24 h, budget data is stale (meterline.budgets.alerts.freshness). -#}
+    it; a budget refreshed more than 24 h before the gate's suites run (or never) fails the
+    freshness suite (check budgets_refreshed_within_24h) and blocks the period. -#}
 with
 
 budgets as (
 
-    select * from {{ ref('stg_budgets__budgets') }}
+    select * from {{ ref('stg_catalog__budgets') }}
 
 )
 

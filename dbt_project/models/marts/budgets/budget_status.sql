@@ -7,7 +7,7 @@ with
 
 budgets as (
 
-    select * from {{ ref('stg_budgets__budgets') }}
+    select * from {{ ref('stg_catalog__budgets') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('budgets', 'budgets') }}
+    select * from {{ source('catalog', 'catalog_budgets') }}
 
 ),
 
@@ -15,8 +15,9 @@ renamed as (
         scope_id,
 
         ---------- text
-        scope_type,
-        currency,
+        lower(scope_type) as scope_type,
+        lower(period) as period,
+        upper(currency) as currency,
 
         ---------- numerics
         {{ money('amount') }} as amount,
