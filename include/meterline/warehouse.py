@@ -26,6 +26,14 @@ SCHEMAS = ("raw", "staging", "intermediate", "marts", "billing", "ops")
 PIPELINE_ROLE = "meterline_pipeline"
 ANALYST_ROLE = "meterline_analyst"
 OPERATOR_ROLE = "meterline_operator"
+# Tenant-scoped access (migration 080_access.sql, README "Tenant-scoped access"): tenant logins
+# and the portal are members of TENANT_ROLE, which may only read the `tenant` schema's views;
+# the portal (TENANT_APP_ROLE) names its tenant with the `meterline.tenant_id` setting, a tenant
+# login is mapped to its tenant in ops.tenant_users. The views are owned by TENANT_READER_ROLE,
+# which nobody logs in as: row-level security filters what it reads to the current tenant.
+TENANT_ROLE = "meterline_tenant"
+TENANT_APP_ROLE = "meterline_tenant_app"
+TENANT_READER_ROLE = "meterline_tenant_reader"
 ANALYST_SCHEMAS = ("marts", "billing")
 OPERATOR_SEARCH_PATH = ("marts", "billing", "ops", "raw")
 
@@ -148,12 +156,28 @@ def _ensure_roles(conn: psycopg.Connection) -> None:
     """Roles are cluster-wide; several databases (tests) may race to create them."""
     # The pipeline role is a group the connecting user joins; analysts and operators log in as
     # their role (an admin sets its password), so the role's search_path applies to them.
-    for role, login in ((PIPELINE_ROLE, "nologin"), (ANALYST_ROLE, "login"), (OPERATOR_ROLE, "login")):
+    roles = (
+        (PIPELINE_ROLE, "nologin"),
+        (ANALYST_ROLE, "login"),
+        (OPERATOR_ROLE, "login"),
+        (TENANT_ROLE, "nologin"),
+        (TENANT_APP_ROLE, "login"),
+        (TENANT_READER_ROLE, "nologin"),
+    )
+    for role, login in roles:
         if conn.execute("select 1 from pg_roles where rolname = %s", [role]).fetchone():
             continue
         # Another database's bootstrap may create it between our check and our create.
         with suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation), conn.transaction():
             conn.execute(sql.SQL("create role {} " + login).format(sql.Identifier(role)))
+    # The portal reads what tenants read; the pipeline hands the tenant views to their owner
+    # (ALTER ... OWNER needs membership of the new owner) and so also matches its policies,
+    # which only ever add rows to the pipeline's own "every row" policy.
+    for group, member in ((TENANT_ROLE, TENANT_APP_ROLE), (TENANT_READER_ROLE, PIPELINE_ROLE)):
+        if conn.execute("select pg_has_role(%s, %s, 'member')", [member, group]).fetchone()[0]:
+            continue
+        with suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation), conn.transaction():
+            conn.execute(sql.SQL("grant {} to {}").format(sql.Identifier(group), sql.Identifier(member)))
     conn.execute(
         sql.SQL("alter role {} set search_path = {}").format(
             sql.Identifier(OPERATOR_ROLE), sql.SQL(", ").join(map(sql.Identifier, OPERATOR_SEARCH_PATH))
@@ -165,7 +189,7 @@ def _ensure_roles(conn: psycopg.Connection) -> None:
 def _grant(conn: psycopg.Connection, database: str) -> None:
     ident = sql.Identifier
     conn.execute(sql.SQL("grant create, connect on database {} to {}").format(ident(database), ident(PIPELINE_ROLE)))
-    for role in (ANALYST_ROLE, OPERATOR_ROLE):
+    for role in (ANALYST_ROLE, OPERATOR_ROLE, TENANT_ROLE):
         conn.execute(sql.SQL("grant connect on database {} to {}").format(ident(database), ident(role)))
     for schema in SCHEMAS:
         conn.execute(
