@@ -41,17 +41,18 @@ def refused(conn: psycopg.Connection, query: str) -> bool:
 
 
 @pytest.fixture
-def tenant_login(warehouse_url: str) -> Iterator[Callable[[str], str]]:
-    """Makes a tenant's login role as an administrator would, mapped to its tenant in
-    ops.tenant_users. Roles are cluster-wide: unique names, dropped after the test."""
+def new_login(warehouse_url: str) -> Iterator[Callable[..., str]]:
+    """Makes a login role in a group role as an administrator would; with `tenant_id`, mapped to
+    that tenant in ops.tenant_users. Roles are cluster-wide: unique names, dropped after the test."""
     made: list[str] = []
     admin = psycopg.connect(warehouse_url, autocommit=True)
 
-    def make(tenant_id: str) -> str:
-        name = f"mlt_tenant_{os.getpid()}_{next(_roles)}"
-        admin.execute(sql.SQL("create role {} login in role meterline_tenant").format(sql.Identifier(name)))
+    def make(group: str, tenant_id: str | None = None) -> str:
+        name = f"mlt_login_{os.getpid()}_{next(_roles)}"
+        admin.execute(sql.SQL("create role {} login in role {}").format(sql.Identifier(name), sql.Identifier(group)))
         made.append(name)
-        admin.execute("insert into ops.tenant_users (role_name, tenant_id) values (%s, %s)", [name, tenant_id])
+        if tenant_id:
+            admin.execute("insert into ops.tenant_users (role_name, tenant_id) values (%s, %s)", [name, tenant_id])
         return name
 
     yield make
@@ -135,10 +136,10 @@ def test_analyst_reads_marts_and_billing_only_and_changes_nothing(db, warehouse_
     assert exposed == []
 
 
-def test_operator_reads_every_row_by_unqualified_name(db, warehouse_url, tenant_login):
-    put_invoice(db, "T001", "INV-2025-000001", "100.00", 2)
+def test_operator_and_deployment_login_read_every_row(db, warehouse_url, new_login):
+    first = put_invoice(db, "T001", "INV-2025-000001", "100.00", 2)
     put_invoice(db, "T002", "INV-2025-000002", "50.00", 1)
-    role = tenant_login("T001")
+    role = new_login("meterline_tenant", "T001")
     with login(warehouse_url, "meterline_operator") as op:
         # billing.invoices (RLS forced) through search_path marts, billing, ops, raw: every row.
         assert op.execute("select tenant_id, count(*) from invoice_line_items join invoices using (invoice_id)"
@@ -147,6 +148,13 @@ def test_operator_reads_every_row_by_unqualified_name(db, warehouse_url, tenant_
         assert op.execute("select count(*) from events").fetchone() == (0,)
         assert refused(op, "update invoices set status = 'paid'")
         assert refused(op, "select count(*) from tenant.invoices")
+    # A deployment's login that joins the pipeline role without SET ROLE (docker-compose's
+    # `meterline` user, as great-expectations connects) keeps the pipeline's every-row policy.
+    with login(warehouse_url, new_login("meterline_pipeline")) as deploy:
+        assert deploy.execute("select count(*) from billing.invoice_line_items").fetchone() == (3,)
+        deploy.execute("insert into billing.invoice_line_items (invoice_id, line_no, kind, description, amount)"
+                       " values (%s, 3, 'adjustment', 'late usage', 1.50)", [first])  # fmt: skip
+        assert deploy.execute("select count(*) from billing.invoice_line_items").fetchone() == (4,)
 
 
 def test_tenant_views_show_each_tenant_only_its_rows(db, warehouse_url, tmp_path):
@@ -198,6 +206,20 @@ def test_tenant_views_show_each_tenant_only_its_rows(db, warehouse_url, tmp_path
     assert t2["credit_notes"] == [("CN-2025-000001", Decimal("-23.80"))]  # 20.00 + 19 % tax, credited
     assert t3["lines"] == 2 and t3["payments"] == []
 
+    # Row-level security on, forced (the owning pipeline too), three policies, views owned by the reader.
+    assert db.execute(
+        "select c.relname, c.relrowsecurity, c.relforcerowsecurity, array_agg(p.polname order by p.polname)"
+        " from pg_class c join pg_policy p on p.polrelid = c.oid where c.relnamespace = 'billing'::regnamespace"
+        " group by 1, 2, 3 order by 1"
+    ).fetchall() == [
+        (table, True, True, ["meterline_pipeline_all", "meterline_staff_read", "meterline_tenant_read"])
+        for table in ("credit_notes", "invoice_line_items", "invoices", "payment_txn")
+    ]
+    assert db.execute("select viewname, viewowner from pg_views where schemaname = 'tenant' and viewname in"
+                      " ('credit_notes', 'invoice_lines', 'invoices', 'payments') order by 1").fetchall() == [
+        (v, "meterline_tenant_reader") for v in ("credit_notes", "invoice_lines", "invoices", "payments")
+    ]  # fmt: skip
+
     nothing = {"invoices": [], "lines": 0, "credit_notes": [], "payments": []}
     with login(warehouse_url, "meterline_tenant_app") as portal:
         assert seen(portal) == nothing  # no tenant named: no rows
@@ -230,11 +252,11 @@ def test_tenant_views_show_each_tenant_only_its_rows(db, warehouse_url, tmp_path
     }
 
 
-def test_a_tenant_login_sees_its_tenant_whatever_it_sets(db, warehouse_url, tenant_login):
+def test_a_tenant_login_sees_its_tenant_whatever_it_sets(db, warehouse_url, new_login):
     own = put_invoice(db, "T002", "INV-2025-000002", "50.00", 3)
     put_invoice(db, "T001", "INV-2025-000001", "100.00", 2)
     put_invoice(db, "T003", "INV-2025-000003", "7.00", 1)
-    role = tenant_login("T002")
+    role = new_login("meterline_tenant", "T002")
     with login(warehouse_url, role) as tenant:
 
         def numbers() -> list[str]:
