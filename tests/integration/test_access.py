@@ -431,6 +431,13 @@ def test_tenant_usage_views_and_analyst_grants_survive_dbt_rebuilds(db, warehous
         "quota": [("llm_tokens", march[4], Decimal(1000), None, None)],
     }
     first = check(expect_t2_daily=1)
+    # dbt built staging.stg_events__usage_events, which carries the events' properties: not the analyst's.
+    assert db.execute(
+        "select array_agg(a.attrelid::regclass::text order by a.attrelid::regclass::text),"
+        " bool_or(has_column_privilege('meterline_analyst', a.attrelid, a.attnum, 'select')) from pg_attribute a"
+        " where a.attname = 'properties' and not a.attisdropped and a.attrelid in"
+        " (select oid from pg_class where relnamespace::regnamespace::text in ('raw', 'staging', 'marts'))"
+    ).fetchone() == (["raw.events", "staging.stg_events__usage_events"], False)
 
     # Late events arrive; dbt rebuilds the marts: new tables (new oids), same protection, same grants.
     load([("T002", 0, "llm.completion", "2025-03-06T08:00:00Z", 10)])
