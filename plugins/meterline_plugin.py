@@ -1,10 +1,20 @@
 """meterline's Airflow plugin: a listener that records every DAG run and task outcome, with the
-task's counts, in the warehouse's `ops.pipeline_runs`."""
+task's counts, in the warehouse's `ops.pipeline_runs`; and the close reports in the UI.
+
+The reports app (`meterline.reporting.web`) is mounted on the API server at `/meterline`:
+`/meterline/reports/` lists the periods, `/meterline/reports/latest` and
+`/meterline/reports/YYYY-MM` show a report from `OUTBOX_URL/reports/`. Only a signed-in Airflow
+user (the UI's session cookie or a bearer token) gets them. External views link to them: a
+"Close report" tab on every DAG page (the latest report) and a "Close reports" entry in Browse.
+"""
 
 from __future__ import annotations
 
 from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
+from fastapi import Request
+
+from meterline.reporting.web import create_app
 
 
 def _task_record(task_instance, state: str, error=None):
@@ -79,6 +89,44 @@ class RunRecorder:
         record_safely(_dag_run_record(dag_run, "failed", msg))
 
 
+async def _signed_in(request: Request) -> None:
+    """Airflow's own check: a valid JWT from `Authorization: Bearer` or the UI's cookie, else 401/403.
+
+    Airflow's API modules are imported at the first request, not when a task process loads plugins.
+    """
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+    from airflow.api_fastapi.core_api.security import resolve_user_from_token
+
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    token = credentials if scheme.lower() == "bearer" else request.cookies.get(COOKIE_NAME_JWT_TOKEN)
+    await resolve_user_from_token(token)
+
+
+REPORTS_PREFIX = "/meterline"
+
+
 class MeterlinePlugin(AirflowPlugin):
     name = "meterline"
     listeners = [RunRecorder()]
+    fastapi_apps = [
+        {
+            "app": create_app(dependencies=[_signed_in]),
+            "url_prefix": REPORTS_PREFIX,
+            "name": "meterline close reports",
+        }
+    ]
+    external_views = [
+        {
+            "name": "Close report",
+            "href": f"{REPORTS_PREFIX}/reports/latest",
+            "destination": "dag",
+            "url_route": "meterline-close-report",
+        },
+        {
+            "name": "Close reports",
+            "href": f"{REPORTS_PREFIX}/reports/",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "meterline-close-reports",
+        },
+    ]
