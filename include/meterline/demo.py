@@ -55,6 +55,11 @@ ANALYST_QUERIES = [
         "select subscription_id, event_type, sum(event_count) as events, sum(total_tokens) as tokens"
         " from marts.usage_monthly where month = %(p)s group by 1, 2 order by events desc limit 5",
     ),
+    (
+        "Budgets for the month (tenants and services)",
+        "select budget_id, amount, currency, actual, pct_used, state from marts.budget_status"
+        " where period_start = %(p)s order by pct_used desc",
+    ),
 ]
 
 
@@ -103,7 +108,11 @@ def step_dags(ctx: dict) -> str:
         {"dag_id": "ingest_aws_cur", "logical_date": close},
         *day_runs,
         {"dag_id": "transform_warehouse", "logical_date": close},
+        # Budget data must be fresh for the close's gate; after the close, budget_status measures
+        # the month's invoices (the first refresh of a new warehouse has none to measure yet).
+        {"dag_id": "refresh_budgets", "logical_date": close.replace("T04:", "T03:")},
         {"dag_id": "close_billing_period", "logical_date": close, "conf": {"period": f"{PERIOD:%Y-%m}"}},
+        {"dag_id": "refresh_budgets", "logical_date": close.replace("T04:", "T05:")},
     ]
     runs = airflow_env.run_plan(plan, ctx["airflow_env"], echo=True)
     return f"{len(runs)} DAG runs succeeded"

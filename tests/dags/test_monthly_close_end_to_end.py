@@ -51,6 +51,8 @@ def test_a_month_closes_end_to_end_through_airflow(airflow, db, month):
         {"dag_id": "ingest_aws_cur", "logical_date": close_at},
         *days,
         {"dag_id": "transform_warehouse", "logical_date": close_at},
+        # The catalog's budgets, refreshed before the close: the gate blocks on stale budget data.
+        {"dag_id": "refresh_budgets", "logical_date": close_at.replace("T04:", "T03:")},
         {"dag_id": "close_billing_period", "logical_date": close_at, "conf": {"period": "2026-10"}},
     ]
     runs = airflow_env.run_plan(plan, env)
@@ -104,8 +106,12 @@ def test_a_month_closes_end_to_end_through_airflow(airflow, db, month):
     )
     assert states == {
         "sync_billing_catalog": 1, "ingest_aws_cur": 1, "ingest_usage_events": DAYS,
-        "transform_warehouse": 1, "close_billing_period": 1,
+        "transform_warehouse": 1, "refresh_budgets": 1, "close_billing_period": 1,
     }  # fmt: skip
+    budgets = db.execute(
+        "select passed from ops.invoice_gate where check_name = 'dq.freshness.budgets_refreshed_within_24h'"
+    ).fetchall()
+    assert budgets == [(True,)]
 
     # Re-running the close for the same period issues nothing new and changes no issued invoice.
     before = db.execute("select invoice_id, content_hash from billing.invoices order by 1").fetchall()
