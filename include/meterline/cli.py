@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     from meterline.invoicing import cli as invoicing_cli  # quality, gate, emit, invoice
 
     invoicing_cli.register(commands)
+    from meterline import focus  # export focus
+
+    focus.register(commands)
     return parser
 
 
