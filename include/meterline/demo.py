@@ -143,12 +143,21 @@ def step_summary(ctx: dict) -> str:
     return f"{issued} invoices issued for {PERIOD:%Y-%m} (drafts by status: {statuses})"
 
 
+def step_docs(ctx: dict) -> str:
+    from meterline.reporting.dbt_docs import publish_dbt_docs
+
+    site = publish_dbt_docs(ctx["url"])
+    ctx["docs"] = site.index
+    return f"dbt docs generated against the warehouse: {len(site.files)} files next to the close report"
+
+
 STEPS: list[tuple[str, Callable[[dict], str]]] = [
     ("start the warehouse", step_warehouse),
     ("prepare Airflow", step_airflow),
     ("generate the demo month", step_generate),
     ("run the month through Airflow", step_dags),
     ("what an analyst sees", step_summary),
+    ("publish the dbt docs", step_docs),
 ]
 
 
@@ -168,5 +177,6 @@ def run() -> int:
     _say(f"warehouse: {ctx['url']}  (connect: .venv/bin/meterline warehouse psql)")
     _say(f"invoices:  {ctx['invoices']}")
     _say(f"report:    {ctx['report']}")
+    _say(f"dbt docs:  {ctx['docs']}")
     _say("Airflow UI: make airflow")
     return 0
