@@ -75,6 +75,10 @@ def focus_month(server_url: str, template_db: str, tmp_path_factory: pytest.Temp
         with warehouse.connect(conninfo, autocommit=True) as conn:
             _seed_catalog(conn)
         transform.run(["run", "--select", "+path:models/marts/focus"], conninfo, capture_output=True, text=True)
+        tests = transform.run(
+            ["test", "--select", "path:models/marts/focus"], conninfo, capture_output=True, text=True, check=False
+        )
+        assert tests.returncode == 0, tests.stdout[-3000:]
         result = focus.export(MARCH, str(root / "out" / "focus-2025-03.parquet"), conninfo)
         yield conninfo, month, result, root
     finally:
