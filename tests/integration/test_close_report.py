@@ -73,6 +73,16 @@ def test_report_text_without_a_browser():
         assert "<svg" in html.split(f'id="chart-{chart}"')[1].split("</figure>")[0]
 
 
+def test_daily_usage_is_drawn_on_a_log_scale_so_small_tenants_show():
+    f = figures()
+    # One tenant with ~100 times the other's events: on a linear axis the small one is a flat line.
+    f.daily_usage = [{**r, "events": r["events"] * 100} if r["tenant_id"] == "t-0001" else r for r in f.daily_usage]
+    section = render(f).split('id="chart-daily_usage"')[1].split("</figure>")[0]
+    # matplotlib writes each tick label into the SVG as a comment: log ticks are powers of ten.
+    assert "10^{3}" in section and "10^{5}" in section
+    assert "events per day (log scale)" in section
+
+
 def test_an_empty_period_says_so_instead_of_drawing():
     html = render(CloseFigures(period=date(2026, 10, 1)))
     assert html.count("No data for this chart.") == len(CHARTS)

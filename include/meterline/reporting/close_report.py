@@ -143,7 +143,10 @@ def charts(f: CloseFigures) -> dict[str, str]:
         for tenant in sorted({r["tenant_id"] for r in f.daily_usage}):
             points = [(r["day"], r["events"]) for r in f.daily_usage if r["tenant_id"] == tenant]
             ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=tenant)
-        ax.set_ylabel("events per day")
+        # Log scale: the top tenant often has tens of times the others' events, which a linear
+        # axis flattens into a line at zero; on a log axis each tenant's daily shape shows.
+        ax.set_yscale("log")
+        ax.set_ylabel("events per day (log scale)")
         ax.legend(fontsize=8)
         fig.autofmt_xdate()
         out["daily_usage"] = _svg(fig)
