@@ -16,6 +16,7 @@ here: its exit code is 0 even when rules fail.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -24,12 +25,16 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql
 
@@ -42,7 +47,6 @@ PERIOD_COLUMN = "x_BillingPeriod"
 # products stay exact; values are rounded to it in SQL (half away from zero), never truncated.
 DECIMAL_SCALE = 18
 DECIMAL_TYPE = pa.decimal128(38, DECIMAL_SCALE)
-BATCH_ROWS = 50_000
 
 # PostgreSQL type OIDs -> Arrow types of the export.
 _NUMERIC, _TEXT, _VARCHAR, _TIMESTAMPTZ, _DATE, _INT8, _INT4, _BOOL = 1700, 25, 1043, 1184, 1082, 20, 23, 16
@@ -122,22 +126,75 @@ def _target(period: date, out: str | None) -> tuple[Zone, str]:
     return Zone(str(path.parent)), path.name
 
 
-def _select(columns: list[tuple[str, int]]) -> sql.Composed:
-    """SELECT of the model's columns, numerics rounded to the export's scale."""
+def _sum(table: pa.Table, column: str) -> Decimal:
+    total = pc.sum(table.column(column)).as_py()
+    return Decimal(0) if total is None else total
+
+
+def _csv_batches(stream: io.BufferedReader, schema: pa.Schema) -> pacsv.CSVStreamingReader:
+    """Arrow's streaming CSV reader over COPY's output, typed by the export schema."""
+    return pacsv.open_csv(
+        stream,
+        read_options=pacsv.ReadOptions(column_names=schema.names, block_size=8 << 20),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=schema,
+            null_values=[""],
+            strings_can_be_null=True,  # COPY writes NULL as an unquoted empty field, '' as ""
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    )
+
+
+def _copy(columns: list[tuple[str, int]], period: date) -> sql.Composed:
+    """COPY of the period's rows as CSV: numerics rounded to the export's scale, times as ISO 8601
+    UTC (`...Z`), so Arrow's CSV reader parses every column straight into its export type."""
     items = []
     for name, oid in columns:
         column = sql.Identifier(name)
         if oid == _NUMERIC:
             items.append(sql.SQL("round({}, {}) as {}").format(column, sql.Literal(DECIMAL_SCALE), column))
+        elif oid == _TIMESTAMPTZ:
+            items.append(
+                sql.SQL("""to_char({} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as {}""").format(
+                    column, column
+                )
+            )
         else:
             items.append(column)
-    return sql.SQL("select {} from {} where {} = %s order by {}, {}").format(
+    query = sql.SQL("select {} from {} where {} = {} order by {}, {}").format(
         sql.SQL(", ").join(items),
         MODEL,
         sql.Identifier(PERIOD_COLUMN),
+        sql.Literal(period),
         sql.Identifier("x_DeliveryId"),
         sql.Identifier("x_LineSeq"),
     )
+    return sql.SQL("copy ({}) to stdout with (format csv)").format(query)
+
+
+class _CopyStream(io.RawIOBase):
+    """A readable file over psycopg's COPY OUT chunks (for Arrow's streaming CSV reader)."""
+
+    def __init__(self, chunks: Iterator[Any]):
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = bytes(next(self._chunks))
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
 
 
 def build(conninfo: str | None = None) -> None:
@@ -172,18 +229,18 @@ def export(period: date, out: str | None = None, conninfo: str | None = None) ->
             },
         )
         names = [name for name, _ in columns]
-        at = {name: i for i, name in enumerate(names)}
         writer = pq.ParquetWriter(sink, schema, compression="zstd")
-        with conn.cursor(name="focus_export") as cursor:
-            cursor.itersize = BATCH_ROWS
-            cursor.execute(_select(columns), [period])
-            while batch := cursor.fetchmany(BATCH_ROWS):
-                rows += len(batch)
-                billed += sum((r[at["BilledCost"]] for r in batch), Decimal(0))
-                effective += sum((r[at["EffectiveCost"]] for r in batch), Decimal(0))
-                categories.update(r[at["ChargeCategory"]] for r in batch)
-                arrays = [pa.array([r[i] for r in batch], type=schema.field(i).type) for i in range(len(names))]
-                writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+        with conn.cursor() as cursor, cursor.copy(_copy(columns, period)) as copy:
+            stream = io.BufferedReader(_CopyStream(iter(copy)), buffer_size=1 << 20)
+            if stream.peek(1):  # Arrow refuses an empty CSV; no rows is reported below
+                for batch in _csv_batches(stream, schema):
+                    table = pa.Table.from_batches([batch]).cast(schema)
+                    rows += table.num_rows
+                    billed += _sum(table, "BilledCost")
+                    effective += _sum(table, "EffectiveCost")
+                    counts = pc.value_counts(table.column("ChargeCategory")).to_pylist()
+                    categories.update({item["values"]: item["counts"] for item in counts})
+                    writer.write_table(table)
         writer.close()
     if rows == 0:
         raise FocusExportError(
