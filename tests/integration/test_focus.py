@@ -205,6 +205,20 @@ def test_allocated_view_gives_each_tenant_its_allocated_cost(focus_month):
     assert allocated_by_service == {s: c.quantize(CENT, ROUND_HALF_UP) for s, c in raw_by_service.items()}
     assert names == {None: None} | {t: f"Tenant {t}" for t in TENANTS}
 
+    # Every column of both views carries its description (persist_docs) for analysts' tools.
+    with warehouse.connect(conninfo) as conn:
+        uncommented = conn.execute(
+            "select c.relname, a.attname from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+            " join pg_attribute a on a.attrelid = c.oid where n.nspname = 'marts'"
+            " and c.relname in ('focus_costs', 'focus_costs_allocated') and a.attnum > 0"
+            " and col_description(c.oid, a.attnum) is null"
+        ).fetchall()
+        (view_columns,) = conn.execute(
+            "select count(*) from information_schema.columns where table_schema = 'marts'"
+            " and table_name in ('focus_costs', 'focus_costs_allocated')"
+        ).fetchone()
+    assert uncommented == [] and view_columns > 90
+
 
 def test_export_command_writes_to_the_s3_outbox_and_audits(focus_month, s3_bucket, monkeypatch):
     conninfo, _, result, _ = focus_month
