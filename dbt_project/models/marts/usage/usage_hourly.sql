@@ -1,10 +1,11 @@
 {#- Incremental: each build replaces exactly the hours touched by newly loaded events
     (macro usage_touched_hours_filter), re-aggregating them from every accepted event, so a re-run
-    or a late event never double-counts. -#}
+    or a late event never double-counts. Strategy replace_hours (macro of that name): the delete
+    reads only the hours being replaced, so the nightly build does not grow with history. -#}
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy='replace_hours',
         unique_key=['subscription_id', 'event_type', 'hour'],
         on_schema_change='append_new_columns',
         indexes=[

@@ -5,7 +5,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy='replace_hours',
         unique_key=['subscription_id', 'metric_code', 'hour'],
         on_schema_change='append_new_columns',
         indexes=[
