@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import platform
 import statistics
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from _timing import machine, write_section
 from psycopg import sql
 
 from meterline import transform, warehouse
@@ -35,8 +35,6 @@ from meterline.landing import Zone
 
 PERIOD = date(2025, 3, 1)
 DATABASE = "meterline_bench_cur"
-MARKER_START = "<!-- bench_cur:start -->"
-MARKER_END = "<!-- bench_cur:end -->"
 
 
 def _reset(conninfo: str) -> None:
@@ -185,30 +183,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write_results(lines: list[str], args: argparse.Namespace) -> None:
-    path = Path(__file__).with_name("RESULTS.md")
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = "\n".join(
+    write_section(
+        "bench_cur",
         [
-            MARKER_START,
             "## CUR loader (bench/bench_cur.py)",
             "",
-            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()} {platform.system()}, "
-            f"Python {sys.version.split()[0]}, embedded PostgreSQL; shared 2-core machine (compare ratios).",
+            f"{machine()}; shared 2-core machine (compare ratios).",
             f"Command: `.venv/bin/python bench/bench_cur.py --rows {args.rows} --repeat {args.repeat} --write-results`",
             "",
             "```",
             *lines,
             "```",
-            MARKER_END,
-        ]
+        ],
     )
-    if MARKER_START in text:
-        before, rest = text.split(MARKER_START, 1)
-        after = rest.split(MARKER_END, 1)[1] if MARKER_END in rest else ""
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+
+from _timing import timed
 
 from meterline import warehouse
 
@@ -96,12 +97,6 @@ def baseline(url: str) -> None:
             " unit_price, amount) select ids.id, l.line_no, l.kind, l.metric_code, l.description, l.quantity,"
             " l.unit_price, l.amount from marts.invoice_draft_lines l join ids on ids.draft_id = l.invoice_id"
         )
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main() -> None:

@@ -6,9 +6,9 @@
    with the same column types, measured in the same run. Reported for an all-Parquet day and for a
    day of half Parquet, half gzipped JSON Lines.
 2. Incremental build: `--history-events` events per day for 31 days of March 2025. The
-   incremental `usage_hourly` build after loading day 2 (1 day of history) is timed against the
-   one after loading day 31 (30 days of history), `--repeat` times each (each repeat re-does the
-   same hours). The loads of a bench follow each other within minutes, where nightly loads are
+   incremental `usage_hourly` build after loading day 2 (1 day of history), day 8 (7 days: late
+   events reach 1-4 days back, so from here on a night re-aggregates as many hours) and day 31
+   (30 days of history) is timed, `--repeat` times each (each repeat re-does the same hours). The loads of a bench follow each other within minutes, where nightly loads are
    a day apart: the builds run with `usage_lookback_minutes: 0`, so they re-aggregate what the
    nightly build would — the hours of the newly loaded day.
 
@@ -19,7 +19,6 @@ Markdown table for bench/RESULTS.md. It uses its own databases on the warehouse 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -29,6 +28,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from _timing import dbt_timed
 from psycopg import sql
 
 from meterline import transform, warehouse
@@ -75,26 +75,32 @@ def bench_loader(url: str, landing: str, repeat: int) -> dict:
         result = load_partition(DAY, landing_url=landing, conninfo=url, now=NOW)
         runs.append(time.perf_counter() - t0)
         stages.append(result.seconds)
+    copied: dict[str, bytearray] = {"text": bytearray(), "binary": bytearray()}
     with warehouse.connect(url) as conn, conn.cursor() as cur:
-        copied = bytearray()
-        with cur.copy(sql.SQL("copy (select {} from raw.events) to stdout").format(EVENT_COLUMNS)) as out:
-            for chunk in out:
-                copied += chunk
+        for fmt, data in copied.items():
+            statement = sql.SQL("copy (select {} from raw.events) to stdout (format {})").format(
+                EVENT_COLUMNS, sql.SQL(fmt)
+            )
+            with cur.copy(statement) as out:
+                for chunk in out:
+                    data += chunk
         conn.execute("drop table if exists raw.bench_events_floor")
         conn.execute("create table raw.bench_events_floor (like raw.events including defaults)")
-    floor = []
+    floor: dict[str, list[float]] = {"text": [], "binary": []}
     for _ in range(repeat):
-        with warehouse.connect(url) as conn:
-            conn.execute("truncate raw.bench_events_floor")
-        t0 = time.perf_counter()
-        with (
-            warehouse.connect(url) as conn,
-            conn.cursor().copy(sql.SQL("copy raw.bench_events_floor ({}) from stdin").format(EVENT_COLUMNS)) as copy,
-        ):
-            for start in range(0, len(copied), 8 << 20):
-                copy.write(copied[start : start + (8 << 20)])
-        floor.append(time.perf_counter() - t0)
-    loader_s, floor_s = statistics.median(runs), statistics.median(floor)
+        for fmt, data in copied.items():
+            with warehouse.connect(url) as conn:
+                conn.execute("truncate raw.bench_events_floor")
+            statement = sql.SQL("copy raw.bench_events_floor ({}) from stdin (format {})").format(
+                EVENT_COLUMNS, sql.SQL(fmt)
+            )
+            t0 = time.perf_counter()
+            with warehouse.connect(url) as conn, conn.cursor().copy(statement) as copy:
+                for start in range(0, len(data), 8 << 20):
+                    copy.write(data[start : start + (8 << 20)])
+            floor[fmt].append(time.perf_counter() - t0)
+    loader_s = statistics.median(runs)
+    floor_s, binary_s = statistics.median(floor["text"]), statistics.median(floor["binary"])
     return {
         "rows_read": result.rows_read,
         "rows_loaded": result.rows_loaded,
@@ -102,23 +108,21 @@ def bench_loader(url: str, landing: str, repeat: int) -> dict:
         "rejected": result.rejected,
         "loader_s": loader_s,
         "floor_s": floor_s,
+        "binary_floor_s": binary_s,
         "loader_eps": result.rows_loaded / loader_s,
         "floor_eps": result.rows_loaded / floor_s,
         "ratio": floor_s / loader_s,
+        "binary_ratio": binary_s / loader_s,
         "runs": runs,
         "floor_runs": floor,
-        "stages": {k: statistics.median(st[k] for st in stages) for k in stages[0]},
+        "stages": {k: statistics.median(st.get(k, 0.0) for st in stages) for k in stages[0]},
     }
 
 
 def dbt_usage_hourly(url: str, dbt_vars: str = "{usage_lookback_minutes: 0}") -> tuple[float, float]:
     """Wall time of `dbt run` of usage_hourly and the model's own execution time."""
-    t0 = time.perf_counter()
-    transform.run(["run", "--quiet", "--select", "usage_hourly", "--vars", dbt_vars], url)
-    wall = time.perf_counter() - t0
-    results = json.loads((Path(os.environ["DBT_TARGET_PATH"]) / "run_results.json").read_text())
-    node = next(r for r in results["results"] if r["unique_id"].endswith(".usage_hourly"))
-    return wall, node["execution_time"]
+    wall, nodes = dbt_timed(url, ["run", "--quiet", "--select", "usage_hourly", "--vars", dbt_vars])
+    return wall, next(t for node, t in nodes.items() if node.endswith(".usage_hourly"))
 
 
 def _last_load(url: str) -> str:
@@ -131,11 +135,13 @@ def bench_incremental(url: str, landing: str, repeat: int) -> dict:
     out = {}
     load_partition(march[0], landing_url=landing, conninfo=url, now=NOW)
     transform.run(["run", "--quiet", "--select", "+usage_hourly", "--full-refresh"], url)
-    for history, new_day, backlog in ((1, march[1], []), (30, march[30], march[2:30])):
+    # Late events reach 1-4 days back, so the hours a night re-aggregates stop growing once a
+    # week of history is there: day 8 against day 31 is the test of "does not grow with history".
+    for history, new_day, backlog in ((1, march[1], []), (7, march[7], march[2:7]), (30, march[30], march[8:30])):
         for day in backlog:
             load_partition(day, landing_url=landing, conninfo=url, now=NOW)
         if backlog:
-            dbt_usage_hourly(url)  # the catch-up build of days 3-30
+            dbt_usage_hourly(url)  # the catch-up build of the days in between
         load_partition(new_day, landing_url=landing, conninfo=url, now=NOW)
         first = dbt_usage_hourly(url)
         # Repeats re-aggregate the same hours: everything loaded since day `new_day`'s load.
@@ -184,30 +190,39 @@ def main() -> None:
     results["incremental"] = bench_incremental(url, landing, args.repeat)
     say(f"incremental: {results['incremental']}")
 
-    print(f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores), "
-          f"`python bench/bench_events.py --events {args.events} --history-events {args.history_events} "
-          f"--repeat {args.repeat}`, medians of {args.repeat}.\n")  # fmt: skip
-    print("| day of events | rows read | loaded | loader s | loader events/s | raw COPY s | COPY rows/s | ratio |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f} at the end), `python bench/bench_events.py --events {args.events} "
+          f"--history-events {args.history_events} --repeat {args.repeat}`, medians of {args.repeat}.\n")  # fmt: skip
+    print(
+        "| day of events | rows read | loaded | loader s | loader events/s | raw COPY s | COPY rows/s | ratio "
+        "| binary COPY s | ratio to binary |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for label, r in results["loader"].items():
         print(
             f"| {label} | {r['rows_read']:,} | {r['rows_loaded']:,} | {r['loader_s']:.1f} | {r['loader_eps']:,.0f} "
-            f"| {r['floor_s']:.1f} | {r['floor_eps']:,.0f} | {r['ratio']:.2f}x |"
+            f"| {r['floor_s']:.1f} | {r['floor_eps']:,.0f} | {r['ratio']:.2f}x | {r['binary_floor_s']:.1f} "
+            f"| {r['binary_ratio']:.2f}x |"
         )
     print("\nLoader stages (median s): read = list, read and validate the files, while the writer thread")
     print("probes known keys and COPYs each file into raw.events; write = what the writer still had to do")
-    print("after the last file was read; record = quarantine, ledger, commit.\n")
+    print("after the last file was read; record = quarantine, ledger, commit; writer probe / copy = the")
+    print("writer thread's own time in each (within read and write).\n")
     for label, r in results["loader"].items():
         print(f"- {label}: " + ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items()))
-    print("\n| incremental usage_hourly after | raw.events rows | usage_hourly rows | model s | dbt run wall s |")
-    print("|---|---|---|---|---|")
+    print(
+        "\n| incremental usage_hourly after | raw.events rows | usage_hourly rows | model s | model runs "
+        "| dbt run wall s |"
+    )
+    print("|---|---|---|---|---|---|")
     for history, r in results["incremental"].items():
+        runs = ", ".join(f"{t:.2f}" for t in r["model_runs"])
         print(
             f"| day {history + 1} ({history} days of history) | {r['events']:,} | {r['usage_rows']:,} "
-            f"| {r['model_s']:.2f} | {r['wall_s']:.1f} |"
+            f"| {r['model_s']:.2f} | {runs} | {r['wall_s']:.1f} |"
         )
-    one, thirty = results["incremental"][1]["model_s"], results["incremental"][30]["model_s"]
-    print(f"\nday 31 / day 2 model time: {thirty / one:.2f}")
+    model = {history: r["model_s"] for history, r in results["incremental"].items()}
+    print(f"\nmodel time day 31 / day 8: {model[30] / model[7]:.2f}; day 31 / day 2: {model[30] / model[1]:.2f}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -26,14 +25,14 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from _timing import dbt_timed, machine, write_section
+
 from meterline import transform, warehouse
 from meterline.catalog.generate import generate_catalog
 from meterline.catalog.load import load_catalog
 
 PERIOD = date(2026, 10, 1)
 DATABASE = "meterline_bench_invoices"
-MARKER_START = "<!-- bench_invoices:start -->"
-MARKER_END = "<!-- bench_invoices:end -->"
 INVOICE_MODELS = ["path:models/intermediate/billing", "path:models/marts/billing", "--exclude", "fct_tenant_margin"]
 VARS = json.dumps({"invoice_period_from": PERIOD.isoformat(), "invoice_period_to": PERIOD.isoformat()})
 RANGES = {
@@ -60,11 +59,8 @@ def _usage(subscription_rows: list[dict[str, str]], hours: int, seed: int = 5):
 
 
 def _dbt(url: str, args: list[str]) -> tuple[float, float]:
-    t0 = time.perf_counter()
-    transform.run(args, url, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    results = json.loads((transform.target_dir() / "run_results.json").read_text())["results"]
-    return wall, sum(r["execution_time"] for r in results)
+    wall, nodes = dbt_timed(url, args)
+    return wall, sum(nodes.values())
 
 
 def main() -> int:
@@ -145,32 +141,20 @@ def main() -> int:
 
 
 def _write_results(lines: list[str], args: argparse.Namespace) -> None:
-    path = Path(__file__).with_name("RESULTS.md")
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = "\n".join(
+    write_section(
+        "bench_invoices",
         [
-            MARKER_START,
             "## Draft invoices (bench/bench_invoices.py)",
             "",
-            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()} {platform.system()}, "
-            f"Python {sys.version.split()[0]}, embedded PostgreSQL; shared 2-core machine, other engineers' "
-            "tests running alongside.",
+            f"{machine()}; shared 2-core machine, other engineers' tests running alongside.",
             f"Command: `.venv/bin/python bench/bench_invoices.py --subscriptions {args.subscriptions} "
             f"--hours {args.hours} --repeat {args.repeat} --write-results`",
             "",
             "```",
             *lines,
             "```",
-            MARKER_END,
-        ]
+        ],
     )
-    if MARKER_START in text:
-        before, rest = text.split(MARKER_START, 1)
-        after = rest.split(MARKER_END, 1)[1] if MARKER_END in rest else ""
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
 
 
 if __name__ == "__main__":
