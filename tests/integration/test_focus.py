@@ -42,6 +42,18 @@ CATEGORY = {
 }
 
 
+# focus-validator 2.2.1 rules that fail on any correct data (each with its composite parents).
+VALIDATOR_BUGS = {
+    "InvoiceId-C-004-C",
+    "CommitmentDiscountStatus-C-000-C",
+    "CommitmentDiscountStatus-C-002-C",
+    "CommitmentDiscountStatus-C-004-C",
+    "CapacityReservationStatus-C-000-C",
+    "CapacityReservationStatus-C-002-C",
+    "CapacityReservationStatus-C-004-C",
+}
+
+
 def _seed_catalog(db) -> None:
     """Five tenants (the generator also tags t-0006, unknown here) and rules for two services."""
     db.execute("insert into raw.catalog_plans values ('std', 'Standard', 'USD', 0, 0, 'test')")
@@ -262,4 +274,8 @@ def test_focus_validator_passes_every_mandatory_rule(focus_month):
         print(f"  failed {failed.rule_id}: {failed.message[:200]}")
     assert len(report.rules) > 100, report.report_path.read_text()[:2000]
     assert report.failed("M") == []
-    assert report.counts("M")["passed"] > 0
+    assert report.counts("M") == {"passed": 186, "failed": 0, "skipped": 70}
+    # The only failures are rules the validator's bundled 1.2 model gets wrong (docs/focus.md):
+    # InvoiceId-C-004-C has no condition; CommitmentDiscountStatus-C-004-C's is inverted;
+    # CapacityReservationStatus-C-004-C's is malformed. Any other failure is ours.
+    assert {r.rule_id for r in report.failed()} == VALIDATOR_BUGS
