@@ -12,10 +12,15 @@ from datetime import date, datetime
 
 log = logging.getLogger(__name__)
 
-# The models a close builds: pricing, invoices, reconciliation and margin (and what they need).
+# The models a close builds: pricing, invoices, reconciliation and margin (and what they need),
+# and the daily usage the close report charts, so a close works even where no nightly transform ran.
 CLOSE_SELECTION = (
     "+path:models/marts/billing +path:models/marts/cost/recon_summary.sql +path:models/marts/cost/recon_exceptions.sql"
+    " +path:models/marts/usage/usage_daily.sql"
 )
+# Only tests whose every parent the close builds: a test that also reads a model outside the
+# selection (the budgets' relationship to currencies) belongs to the nightly transform.
+CLOSE_TESTS = ("--indirect-selection", "cautious")
 
 
 def resolve_period(requested: str | None, logical_date: datetime | date) -> str:
@@ -32,7 +37,7 @@ def resolve_period(requested: str | None, logical_date: datetime | date) -> str:
 def build(conninfo: str, period: str) -> dict[str, int]:
     from meterline import transform
 
-    transform.run(["build", "--select", *CLOSE_SELECTION.split()], conninfo)
+    transform.run(["build", "--select", *CLOSE_SELECTION.split(), *CLOSE_TESTS], conninfo)
     from meterline import warehouse
     from meterline.invoicing.period import Period
 
@@ -49,6 +54,12 @@ def gate(conninfo: str, period: str, override_check: str | None, justification: 
     overrides = {override_check: justification or ""} if override_check else {}
     decision = evaluate_gate(conninfo, period, overrides, actor=actor)
     log.info("gate for %s:\n%s", period, decision.summary())
+    if not decision.passed:
+        # invoice_header reads ops.invoice_gate: rebuilt now, the drafts show `blocked` with the
+        # reasons (the close report reads them). A passed gate's emit step rebuilds it instead.
+        from meterline import transform
+
+        transform.run(["run", "--select", "invoice_header", "--quiet"], conninfo)
     require_pass(decision)
     return {"checks": len(decision.checks), "blocked_invoices": len(decision.blocked_invoices)}
 
