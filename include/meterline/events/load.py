@@ -13,7 +13,9 @@ Invalid rows go to `raw.events_rejected` with file, line and reason; each file's
 
 Everything happens in one transaction: a crash (or a killed process) leaves the tables exactly
 as they were. Loaders of one day queue on an advisory lock, and all loaders queue on another
-before their first write, so no two race on a key (the unique index would refuse it anyway).
+before their first key lookup, held until they commit, so no two race on a key (the unique
+index would refuse it anyway). The lookups run on a second, read-only session, from the main
+thread, while the writer thread COPYs the previous file.
 Paths are recorded relative to the landing zone, so the same files
 under another `LANDING_URL` (a local folder or its copy in S3) are the same files.
 """
@@ -65,8 +67,9 @@ class FileResult:
 class PartitionResult:
     day: date
     files: list[FileResult]
-    seconds: dict[str, float] = field(default_factory=dict)  # stages: read (write alongside), write, record;
-    # and the writer thread's own time probing known keys and COPYing (within read and write)
+    # Stages: read (probe and write alongside), write, record; and, within them, the time spent
+    # looking up known keys (probe) and the writer thread's time COPYing (writer copy).
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def _sum(self, name: str) -> int:
         return sum(getattr(f, name) for f in self.files if not f.skipped)
@@ -222,16 +225,16 @@ REJECT_COLUMNS = {
 
 
 class _Writer(threading.Thread):
-    """COPYs each file's new events into raw.events while the caller reads the next file, so
-    Python's parsing and validation overlap PostgreSQL's COPY. Owns the connection until
-    `finish()`; the first error stops the writing and is raised by `finish()`."""
+    """COPYs each file's new events into raw.events while the caller reads, validates and
+    probes the next file, so Python's parsing and the probe overlap PostgreSQL's COPY. Owns the
+    connection until `finish()`; the first error stops the writing and is raised by `finish()`."""
 
     def __init__(self, conn: psycopg.Connection, day: date):
         super().__init__(name="events-writer", daemon=True)
         self.conn, self.day = conn, day
         self.queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=2)
         self.loaded: Counter = Counter()
-        self.seconds: Counter = Counter()  # time spent probing known keys and COPYing
+        self.seconds: Counter = Counter()  # time spent COPYing
         self.loaded_at: datetime | None = None
         self.error: BaseException | None = None
 
@@ -245,37 +248,30 @@ class _Writer(threading.Thread):
 
     def _write(self, rows: pa.Table) -> None:
         if self.loaded_at is None:
-            # Writers of all partitions queue here, so "first seen" follows commit order and no
-            # two loaders race on a key (the unique index would refuse it anyway).
-            self.conn.execute("select pg_advisory_xact_lock(hashtext('meterline.events.write'))")
             # Stamped when writing starts, not when the transaction began: dbt's watermark (the
             # newest loaded_at it has seen, less a look-back) then misses no load still running.
             self.loaded_at = self.conn.execute("select clock_timestamp()").fetchone()[0]
         started = time.perf_counter()
-        known = _known_keys(self.conn, rows["idempotency_key"])
-        fresh = rows.filter(pc.invert(pc.is_in(rows["idempotency_key"], known)))
-        n = fresh.num_rows
-        probed = time.perf_counter()
-        self.seconds["probe"] += probed - started
+        n = rows.num_rows
         if n == 0:
             return
         # Rows go in by hour, then key: the unique B-tree takes each hour's keys in index order
         # (neighbouring inserts land on the same or the next leaf page, half the cost of random
         # keys), and each BRIN block range of "timestamp" stays within an hour or so, late
         # events in their own ranges instead of widening those of the day.
-        hour = pc.divide(fresh["timestamp"].cast(pa.int64()), 3_600_000_000)
-        order = pa.table({"hour": hour, "key": fresh["idempotency_key"]})
-        fresh = fresh.take(pc.sort_indices(order, sort_keys=[("hour", "ascending"), ("key", "ascending")]))
+        hour = pc.divide(rows["timestamp"].cast(pa.int64()), 3_600_000_000)
+        order = pa.table({"hour": hour, "key": rows["idempotency_key"]})
+        rows = rows.take(pc.sort_indices(order, sort_keys=[("hour", "ascending"), ("key", "ascending")]))
         _copy(
             self.conn,
             "raw.events",
             EVENT_COLUMNS,
-            fresh.append_column("partition_date", pa.repeat(pa.scalar(self.day, pa.date32()), n)).append_column(
+            rows.append_column("partition_date", pa.repeat(pa.scalar(self.day, pa.date32()), n)).append_column(
                 "loaded_at", pa.repeat(pa.scalar(self.loaded_at, pa.timestamp("us", tz="UTC")), n)
             ),
         )
-        self.seconds["copy"] += time.perf_counter() - probed
-        per_file = fresh.group_by("source_file").aggregate([("line_no", "count")])
+        self.seconds["copy"] += time.perf_counter() - started
+        per_file = rows.group_by("source_file").aggregate([("line_no", "count")])
         files, counts = per_file["source_file"].to_pylist(), per_file["line_no_count"].to_pylist()
         self.loaded.update(dict(zip(files, counts, strict=True)))
 
@@ -302,11 +298,18 @@ def load_partition(
     landed = zone.list(partition_prefix(day), SUFFIXES)
     results: list[FileResult] = []
     queued_keys: list[pa.Array] = []  # keys already sent to the writer: later copies are duplicates
+    probe_seconds: list[float] = []  # per file, looking up known keys in raw.events
     rejects: list[pa.Table] = []
     clock = {"start": time.perf_counter()}
 
-    with warehouse.connect(conninfo or warehouse.url()) as conn:
-        conn.execute("select set_config('application_name', %s, false)", [APPLICATION_NAME])
+    conninfo = conninfo or warehouse.url()
+    # Two sessions: `conn` holds the load's one transaction (COPY, quarantine, ledger); `probe`
+    # looks up known keys from the main thread while the writer thread COPYs on `conn`. `probe`
+    # takes the write lock before its first lookup and keeps it until `conn` has committed
+    # (it closes last), so no other loader commits a key between a lookup and its COPY.
+    with warehouse.connect(conninfo) as probe, warehouse.connect(conninfo) as conn:
+        for session in (conn, probe):
+            session.execute("select set_config('application_name', %s, false)", [APPLICATION_NAME])
         conn.execute("select pg_advisory_xact_lock(hashtext('meterline.events.load'), %s)", [day.toordinal()])
         seen = set(
             conn.execute(
@@ -370,6 +373,14 @@ def load_partition(
                 if queued_keys:
                     good = good.filter(pc.invert(pc.is_in(good["idempotency_key"], pa.concat_arrays(queued_keys))))
                 queued_keys.append(good["idempotency_key"].combine_chunks())
+                if not probe_seconds:
+                    # Writers of all partitions queue here, so "first seen" follows commit order
+                    # and no two loaders race on a key (the unique index would refuse it anyway).
+                    probe.execute("select pg_advisory_xact_lock(hashtext('meterline.events.write'))")
+                started = time.perf_counter()
+                known = _known_keys(probe, good["idempotency_key"])
+                good = good.filter(pc.invert(pc.is_in(good["idempotency_key"], known)))
+                probe_seconds.append(time.perf_counter() - started)
                 writer.queue.put(good)
                 if n_good < batch.num_rows:
                     bad = pc.indices_nonzero(pc.invert(ok))
@@ -424,7 +435,7 @@ def load_partition(
     clock["record"] = time.perf_counter()  # the commit included
     stages = list(clock)
     seconds = {b: round(clock[b] - clock[a], 3) for a, b in pairwise(stages)}
-    seconds |= {f"writer {k}": round(v, 3) for k, v in writer.seconds.items()}
+    seconds |= {"probe": round(sum(probe_seconds), 3)} | {f"writer {k}": round(v, 3) for k, v in writer.seconds.items()}
     outcome = PartitionResult(day, results, seconds)
     log.info(outcome.summary())
     return outcome
