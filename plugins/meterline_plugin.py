@@ -103,6 +103,9 @@ async def _signed_in(request: Request) -> None:
 
 
 REPORTS_PREFIX = "/meterline"
+# External views' hrefs are relative (no leading slash): the UI resolves them against its
+# <base href>, so the links still work when Airflow is served under a sub-path.
+REPORTS_HREF = REPORTS_PREFIX.lstrip("/")
 
 
 class MeterlinePlugin(AirflowPlugin):
@@ -118,13 +121,13 @@ class MeterlinePlugin(AirflowPlugin):
     external_views = [
         {
             "name": "Close report",
-            "href": f"{REPORTS_PREFIX}/reports/latest",
+            "href": f"{REPORTS_HREF}/reports/latest",
             "destination": "dag",
             "url_route": "meterline-close-report",
         },
         {
             "name": "Close reports",
-            "href": f"{REPORTS_PREFIX}/reports/",
+            "href": f"{REPORTS_HREF}/reports/",
             "destination": "nav",
             "category": "browse",
             "url_route": "meterline-close-reports",

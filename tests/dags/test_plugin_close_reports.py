@@ -120,8 +120,8 @@ def test_airflow_loads_the_plugin_mounts_the_reports_and_asks_for_a_signed_in_us
     assert result["errors"] == []
     assert result["listeners"] == ["RunRecorder"]
     assert result["external_views"] == [
-        ["Close report", "dag", "/meterline/reports/latest"],
-        ["Close reports", "nav", "/meterline/reports/"],
+        ["Close report", "dag", "meterline/reports/latest"],
+        ["Close reports", "nav", "meterline/reports/"],
     ]
     assert result["fastapi_apps"] == [["meterline close reports", "/meterline"]]
     calls = result["calls"]
