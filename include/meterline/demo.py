@@ -37,6 +37,10 @@ TENANTS, SUBSCRIPTIONS = 12, 24
 EVENTS_PER_DAY = int(os.environ.get("METERLINE_DEMO_EVENTS_PER_DAY", "20000"))
 CUR_ROWS = int(os.environ.get("METERLINE_DEMO_CUR_ROWS", "50000"))
 CUR_DELIVERIES = 2  # the second restates the first and is final (bill_invoice_id set)
+# The generator's default prices give ~19 USD a CUR line: 50,000 lines would cost ~930k USD a
+# month against ~60k of revenue. Divided by 30 the cloud bill is about half the revenue, and a
+# few heavy tenants on small plans still run at a loss.
+CUR_COST_DIVISOR = int(os.environ.get("METERLINE_DEMO_CUR_COST_DIVISOR", "30"))
 
 ANALYST_QUERIES = [
     (
@@ -76,10 +80,13 @@ def step_generate(ctx: dict) -> str:
     from meterline.landing import landing
 
     zone = landing()
-    marker = f"demo/{PERIOD:%Y-%m}-{EVENTS_PER_DAY}-{CUR_ROWS}.done"
+    marker = f"demo/{PERIOD:%Y-%m}-{EVENTS_PER_DAY}-{CUR_ROWS}-{CUR_COST_DIVISOR}.done"
     if zone.exists(marker):
         return f"landing zone {zone.url} already holds the demo month"
-    months = generate_cur(zone, start=PERIOD, months=1, rows=CUR_ROWS, deliveries=CUR_DELIVERIES, tenants=TENANTS)
+    months = generate_cur(
+        zone, start=PERIOD, months=1, rows=CUR_ROWS, deliveries=CUR_DELIVERIES, tenants=TENANTS,
+        cost_divisor=CUR_COST_DIVISOR,
+    )  # fmt: skip
     total = months[0].decimal("billed")  # what AWS invoices: net of discounts where they apply
     generate_catalog(
         zone.url, tenants=TENANTS, subscriptions=SUBSCRIPTIONS, period=PERIOD,
@@ -136,6 +143,23 @@ def step_summary(ctx: dict) -> str:
             conn.execute(
                 "select status, count(*) from marts.invoice_header where period_start = %s group by 1", [PERIOD]
             ).fetchall()
+        )
+        revenue, cost, margin = conn.execute(
+            "select sum(revenue_usd), sum(allocated_cost), sum(gross_margin) from marts.fct_tenant_margin"
+            " where month = %s",
+            [PERIOD],
+        ).fetchone()
+        (cloud,) = conn.execute(
+            "select sum(raw_cost) from marts.recon_summary where period_start = %s", [PERIOD]
+        ).fetchone()
+        losing = conn.execute(
+            "select count(*) from marts.fct_tenant_margin where month = %s and gross_margin < 0", [PERIOD]
+        ).fetchone()[0]
+    if revenue:
+        _say(
+            f"  The month in USD: revenue {revenue:,.2f}, cloud cost {cloud or 0:,.2f} ({(cloud or 0) / revenue:.0%} of"
+            f" revenue; {cost or 0:,.2f} allocated to tenants), gross margin {margin or 0:,.2f};"
+            f" {losing} tenant(s) at a loss"
         )
     box = outbox()
     ctx["report"] = box.uri(f"reports/{PERIOD:%Y-%m}.html")

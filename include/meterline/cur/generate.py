@@ -96,8 +96,17 @@ def _month_end(period: date) -> date:
     return date(period.year + (period.month == 12), period.month % 12 + 1, 1)
 
 
-def month(period: date, rows: int, *, seed: int = 7, tenants: int = 12, drift: bool = False) -> Month:
-    """Draw `rows` line items for `period` (deterministic for a seed and period)."""
+def month(
+    period: date, rows: int, *, seed: int = 7, tenants: int = 12, drift: bool = False, cost_divisor: int = 1
+) -> Month:
+    """Draw `rows` line items for `period` (deterministic for a seed and period).
+
+    `cost_divisor` divides every unit rate and fixed fee (the same draws, so the same lines at a
+    lower price; amounts stay exact in 1e-8 USD): the demo uses it to put a month's cloud cost in
+    proportion to its revenue. 1 (the default) is the generator every test knows.
+    """
+    if cost_divisor < 1:
+        raise ValueError(f"cost_divisor must be a positive integer, got {cost_divisor}")
     rng = np.random.default_rng([seed, period.year, period.month])
     days = (_month_end(period) - period).days
     shares = np.array([t[1] for t in LINE_TYPES])
@@ -107,11 +116,11 @@ def month(period: date, rows: int, *, seed: int = 7, tenants: int = 12, drift: b
     account = rng.integers(0, len(ACCOUNTS), size=rows)
     resource = rng.integers(0, 400, size=rows)
     amount_milli = rng.integers(1, 5_000_000, size=rows)  # usage amount in 1/1000 units
-    rate_units = rng.integers(1_000, 2_000_000, size=rows)  # unit rate in 1e-8 USD per 1000 units
+    rate_units = rng.integers(1_000, 2_000_000, size=rows) // cost_divisor  # 1e-8 USD per 1000 units
 
     unblended = (amount_milli * rate_units) // 1000  # 1e-8 USD, up to ~$100 a line
     fixed = np.isin(kind, [i for i, t in enumerate(LINE_TYPES) if not t[2]])
-    unblended = np.where(fixed, rng.integers(10**6, 5 * 10**9, size=rows), unblended)
+    unblended = np.where(fixed, rng.integers(10**6, 5 * 10**9, size=rows) // cost_divisor, unblended)
     names = np.array([t[0] for t in LINE_TYPES])
     kind_name = names[kind]
     discounted = kind_name == "DiscountedUsage"
@@ -423,16 +432,18 @@ def generate(
     formats: tuple[str, ...] = ("cur2",),
     seed: int = 7,
     tenants: int = 12,
+    cost_divisor: int = 1,
 ) -> list[Month]:
     """Write every delivery of `months` billing periods from `start`; returns each month's truth.
 
     Legacy Parquet is overwritten in place by each delivery (as Athena integration does), so
     only its last delivery stays in the zone; the other formats keep every delivery.
+    `cost_divisor` scales every price down (see `month`).
     """
     out = []
     period = start.replace(day=1)
     for index in range(months):
-        m = month(period, rows, seed=seed, tenants=tenants, drift=index > 0)
+        m = month(period, rows, seed=seed, tenants=tenants, drift=index > 0, cost_divisor=cost_divisor)
         base = datetime(_month_end(period).year, _month_end(period).month, 1, 6, tzinfo=UTC)
         for k in range(1, deliveries + 1):
             table = restatement(m, k, deliveries, final=k == deliveries)
