@@ -122,12 +122,19 @@ def test_export_has_one_row_per_cur_line_and_the_exact_costs(focus_month):
     billed = sum(table.column("BilledCost").to_pylist(), Decimal(0))
     effective = sum(table.column("EffectiveCost").to_pylist(), Decimal(0))
     assert billed == result.billed_cost == raw_billed == month.decimal("billed")
-    # EffectiveCost: fact_cost_raw's amortised cost, but 0 on purchases of commitments (FOCUS);
-    # x_AmortizedCost keeps every line's amortised cost.
+    # EffectiveCost: amortised and net (the EDP discount of plain usage, as in BilledCost), 0 on
+    # purchases of commitments (FOCUS); x_AmortizedCost keeps fact_cost_raw's amortised cost.
     line_types = np.array(month.table.column("line_item_line_item_type").to_pylist())
     purchases = np.isin(line_types, ["Fee", "RIFee", "SavingsPlanRecurringFee"])
-    assert effective == result.effective_cost == month.decimal("amortized", ~purchases)
-    assert month.decimal("amortized", purchases) > 0
+    usage = line_types == "Usage"
+    assert (
+        effective
+        == result.effective_cost
+        == month.decimal("billed", usage) + month.decimal("amortized", ~purchases & ~usage)
+    )
+    assert month.decimal("amortized", purchases) > 0 and month.decimal("billed", usage) < month.decimal(
+        "amortized", usage
+    )
     assert sum(table.column("x_AmortizedCost").to_pylist(), Decimal(0)) == raw_amortized == month.decimal("amortized")
     assert billed.quantize(CENT, ROUND_HALF_UP) == month.decimal("billed").quantize(CENT, ROUND_HALF_UP)
 

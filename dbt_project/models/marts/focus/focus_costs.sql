@@ -64,6 +64,8 @@ joined as (
         line_items.reservation_reservation_a_r_n,
         line_items.savings_plan_savings_plan_a_r_n,
         line_items.savings_plan_savings_plan_effective_cost,
+        line_items.savings_plan_net_savings_plan_effective_cost,
+        line_items.reservation_net_effective_cost,
         line_items.savings_plan_total_commitment_to_date,
         -- FOCUS ChargeCategory / ChargeClass / ChargeFrequency from the line item type.
         case cost_lines.line_item_line_item_type
@@ -127,6 +129,19 @@ priced as (
 
     select
         joined.*,
+        -- FOCUS EffectiveCost: amortised and net of negotiated discounts (AWS's net columns where
+        -- it gives them, as BilledCost is). A purchase that covers eligible charges (AWS Fee = upfront
+        -- RI/SP fees, RIFee, SavingsPlanRecurringFee) is 0: its cost is amortised into the usage
+        -- it covers. x_AmortizedCost keeps fact_cost_raw's amortized_cost of every line.
+        case
+            when joined.charge_category = 'Purchase' then 0
+            when joined.line_item_line_item_type = 'DiscountedUsage'
+                then coalesce(joined.reservation_net_effective_cost, joined.amortized_cost)
+            when joined.line_item_line_item_type = 'SavingsPlanCoveredUsage'
+                then coalesce(joined.savings_plan_net_savings_plan_effective_cost, joined.amortized_cost)
+            when joined.line_item_line_item_type = 'SavingsPlanNegation' then 0
+            else joined.billed_cost
+        end as effective_cost,
         -- Quantities and unit prices only for what is priced per unit (Usage, Purchase);
         -- a negation line is negative usage, so its quantity is negative and its prices not.
         case
@@ -186,10 +201,7 @@ final as (
 
         ---------- costs (numeric, the billing currency)
         priced.billed_cost as "BilledCost",
-        -- FOCUS: a purchase that covers eligible charges (AWS Fee = upfront RI/SP fees, RIFee and
-        -- SavingsPlanRecurringFee) has EffectiveCost 0; its cost is amortised into the covered
-        -- usage. x_AmortizedCost keeps fact_cost_raw's amortized_cost of every line.
-        case when priced.charge_category = 'Purchase' then 0 else priced.amortized_cost end as "EffectiveCost",
+        priced.effective_cost as "EffectiveCost",
         case
             when priced.list_unit_price is not null then priced.list_unit_price * priced.pricing_quantity
             else coalesce(priced.pricing_public_on_demand_cost, priced.billed_cost)
@@ -202,7 +214,7 @@ final as (
         priced.contracted_unit_price as "ContractedUnitPrice",
         -- Prices are published and billed in one currency: the pricing-currency columns repeat them.
         coalesce(nullif(priced.line_item_currency_code, ''), 'USD') as "PricingCurrency",
-        case when priced.charge_category = 'Purchase' then 0 else priced.amortized_cost end as "PricingCurrencyEffectiveCost",
+        priced.effective_cost as "PricingCurrencyEffectiveCost",
         priced.list_unit_price as "PricingCurrencyListUnitPrice",
         priced.contracted_unit_price as "PricingCurrencyContractedUnitPrice",
 
