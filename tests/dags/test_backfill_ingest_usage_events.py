@@ -141,23 +141,25 @@ def second_warehouse(server_url: str, template_db: str) -> Iterator[str]:
 
 
 @pytest.mark.timeout(600)
-def test_backfill_of_three_days_equals_three_single_runs(
-    airflow, airflow_home, warehouse_url, second_warehouse, tmp_path
-):
+def test_backfill_of_three_days_equals_three_single_runs(airflow, warehouse_url, second_warehouse, tmp_path):
     landing = str(tmp_path / "landing")
     generate_catalog(landing, period=START)
     g = generate(landing, START, DAYS, events_per_day=300, files_per_day=2)
     for conninfo in (warehouse_url, second_warehouse):
         load_catalog(conninfo, landing)
 
-    # The backfill gets an Airflow home of its own, copied before the single runs: the DAG is
-    # unpaused there, and a backfill skips logical dates that already have a run.
-    home = tmp_path / "airflow"
-    home.mkdir()
-    shutil.copy(project_root() / ".airflow" / "test-template" / "airflow.db", home / "airflow.db")
+    # Each side gets an Airflow home of its own, copied from the migrated template: the DAG is
+    # unpaused in the backfill's, and a backfill skips logical dates that already have a run (so
+    # neither may leave runs in the session's home, where other tests plan backfills of March 2025).
+    homes = {}
+    for side in ("backfill", "single"):
+        homes[side] = tmp_path / f"airflow-{side}"
+        homes[side].mkdir()
+        shutil.copy(project_root() / ".airflow" / "test-template" / "airflow.db", homes[side] / "airflow.db")
+    home = homes["backfill"]
 
     # Three single runs into the second database: a manual run loads the interval ending at its date.
-    single = airflow_env.environment(airflow_home, second_warehouse) | {"LANDING_URL": landing}
+    single = airflow_env.environment(homes["single"], second_warehouse) | {"LANDING_URL": landing}
     plan = [{"dag_id": DAG_ID, "logical_date": f"{START + timedelta(days=i + 1)}T00:00:00+00:00"} for i in range(DAYS)]
     assert [state for _, _, state in airflow_env.run_plan(plan, single)] == ["success"] * DAYS
 
