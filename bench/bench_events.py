@@ -8,9 +8,10 @@
 2. Incremental build: `--history-events` events per day for 31 days of March 2025. The
    incremental `usage_hourly` build after loading day 2 (1 day of history), day 8 (7 days: late
    events reach 1-4 days back, so from here on a night re-aggregates as many hours) and day 31
-   (30 days of history) is timed, `--repeat` times each (each repeat re-does the same hours). The loads of a bench follow each other within minutes, where nightly loads are
-   a day apart: the builds run with `usage_lookback_minutes: 0`, so they re-aggregate what the
-   nightly build would — the hours of the newly loaded day.
+   (30 days of history) is timed, `--repeat` times each (each repeat re-does the same hours).
+   The loads of a bench follow each other within minutes, where nightly loads are a day apart:
+   the builds run with `usage_lookback_minutes: 0`, so they re-aggregate what the nightly build
+   would — the hours of the newly loaded day.
 
 Run: `.venv/bin/python bench/bench_events.py` (about 10 minutes on 2 cores); it prints a
 Markdown table for bench/RESULTS.md. It uses its own databases on the warehouse server.
@@ -204,10 +205,10 @@ def main() -> None:
             f"| {r['floor_s']:.1f} | {r['floor_eps']:,.0f} | {r['ratio']:.2f}x | {r['binary_floor_s']:.1f} "
             f"| {r['binary_ratio']:.2f}x |"
         )
-    print("\nLoader stages (median s): read = list, read and validate the files, while the writer thread")
-    print("probes known keys and COPYs each file into raw.events; write = what the writer still had to do")
-    print("after the last file was read; record = quarantine, ledger, commit; writer probe / copy = the")
-    print("writer thread's own time in each (within read and write).\n")
+    print("\nLoader stages (median s): read = list, read, validate and probe the files for known keys, while")
+    print("the writer thread COPYs each file into raw.events; write = what the writer still had to do after")
+    print("the last file was read; record = quarantine, ledger, commit; probe = the key lookups (within read);")
+    print("writer copy = the writer thread's own time ordering, encoding and COPYing (within read and write).\n")
     for label, r in results["loader"].items():
         print(f"- {label}: " + ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items()))
     print(

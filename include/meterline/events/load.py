@@ -158,7 +158,9 @@ def _copy(conn: psycopg.Connection, table: str, columns: dict[str, str], rows: p
     )
     with conn.cursor().copy(statement) as copy:
         copy.write(pgcopy.HEADER)
-        for chunk in pgcopy.rows(rows.select(list(columns)), list(columns.values())):
+        # Large chunks: the writer thread takes the GIL back after each Arrow call, and while
+        # the main thread parses JSON that wait is up to a switch interval (5 ms) each time.
+        for chunk in pgcopy.rows(rows.select(list(columns)), list(columns.values()), rows_per_chunk=1 << 20):
             copy.write(chunk)
         copy.write(pgcopy.TRAILER)
 
