@@ -178,11 +178,13 @@ def _ensure_roles(conn: psycopg.Connection) -> None:
             continue
         with suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation), conn.transaction():
             conn.execute(sql.SQL("grant {} to {}").format(sql.Identifier(group), sql.Identifier(member)))
-    conn.execute(
-        sql.SQL("alter role {} set search_path = {}").format(
-            sql.Identifier(OPERATOR_ROLE), sql.SQL(", ").join(map(sql.Identifier, OPERATOR_SEARCH_PATH))
+    # A login as either role finds the runbooks' tables by their unqualified names.
+    for role, path in ((OPERATOR_ROLE, OPERATOR_SEARCH_PATH), (ANALYST_ROLE, ANALYST_SCHEMAS)):
+        conn.execute(
+            sql.SQL("alter role {} set search_path = {}").format(
+                sql.Identifier(role), sql.SQL(", ").join(map(sql.Identifier, path))
+            )
         )
-    )
     conn.execute(sql.SQL("grant {} to current_user").format(sql.Identifier(PIPELINE_ROLE)))
 
 

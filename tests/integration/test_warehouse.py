@@ -79,7 +79,7 @@ def test_analyst_reads_marts_and_billing_only(db):
         db.execute("insert into marts.t_report values (2)")
 
 
-def test_operator_reads_every_schema_by_unqualified_name(db, warehouse_url):
+def test_operator_and_analyst_logins_have_the_runbook_search_path(db, warehouse_url):
     db.execute("create table ops.t_runbook (x int)")
     db.execute("insert into ops.t_runbook values (7)")
     with psycopg.connect(warehouse_url, user="meterline_operator") as op:
@@ -87,3 +87,5 @@ def test_operator_reads_every_schema_by_unqualified_name(db, warehouse_url):
         assert op.execute("select x from t_runbook").fetchall() == [(7,)]
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             op.execute("delete from t_runbook")
+    with psycopg.connect(warehouse_url, user="meterline_analyst") as analyst:
+        assert analyst.execute("show search_path").fetchone()[0] == "marts, billing"
