@@ -8,7 +8,7 @@ past period is safe: the emitter never issues twice and issued invoices are neve
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import date, timedelta
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +23,15 @@ CLOSE_SELECTION = (
 CLOSE_TESTS = ("--indirect-selection", "cautious")
 
 
-def resolve_period(requested: str | None, logical_date: datetime | date) -> str:
+def resolve_period(requested: str | None, logical_date: date) -> str:
     """The period to close: the `period` param when given, else the month before the run's date."""
     from meterline.invoicing.period import Period
 
     if requested:
         return Period.parse(requested).label
-    first = logical_date.replace(day=1) if isinstance(logical_date, date) else logical_date.date().replace(day=1)
-    previous = date(first.year - 1, 12, 1) if first.month == 1 else date(first.year, first.month - 1, 1)
-    return Period.parse(previous).label
+    # A datetime is a date too: the day before its first of the month lies in the month before.
+    previous = logical_date.replace(day=1) - timedelta(days=1)
+    return Period.parse(date(previous.year, previous.month, 1)).label
 
 
 def build(conninfo: str, period: str) -> dict[str, int]:
@@ -57,19 +57,23 @@ def gate(conninfo: str, period: str, override_check: str | None, justification: 
     if not decision.passed:
         # invoice_header reads ops.invoice_gate: rebuilt now, the drafts show `blocked` with the
         # reasons (the close report reads them). A passed gate's emit step rebuilds it instead.
-        from meterline import transform
-
-        transform.run(["run", "--select", "invoice_header", "--quiet"], conninfo)
+        _rebuild_invoice_header(conninfo)
     require_pass(decision)
     return {"checks": len(decision.checks), "blocked_invoices": len(decision.blocked_invoices)}
 
 
 def emit(conninfo: str, period: str, actor: str) -> dict[str, int]:
     """Issue what the gate let through, then rebuild invoice_header so it shows them as issued."""
-    from meterline import transform
     from meterline.invoicing.emit import emit as issue
 
     result = issue(conninfo, period, actor=actor)
     log.info(result.summary())
-    transform.run(["run", "--select", "invoice_header", "--quiet"], conninfo)
+    _rebuild_invoice_header(conninfo)
     return {"issued": len(result.issued), "already_issued": len(result.already_issued), "blocked": len(result.blocked)}
+
+
+def _rebuild_invoice_header(conninfo: str) -> None:
+    """invoice_header joins the drafts with the gate's decisions and what was issued."""
+    from meterline import transform
+
+    transform.run(["run", "--select", "invoice_header", "--quiet"], conninfo)
