@@ -38,6 +38,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql
 
+from meterline.invoicing.period import month_arg
 from meterline.landing import Zone
 
 FOCUS_VERSION = "1.2"
@@ -101,13 +102,6 @@ class ExportResult:
     effective_cost: Decimal
     charge_categories: dict[str, int]
     columns: list[str]
-
-
-def _month(text: str) -> date:
-    try:
-        return date.fromisoformat(f"{text}-01" if len(text) == 7 else text).replace(day=1)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a month: {text!r} (expected YYYY-MM)") from None
 
 
 def _target(period: date, out: str | None) -> tuple[Zone, str]:
@@ -445,7 +439,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     export_parser = commands.add_parser("export", help="export warehouse data in standard formats")
     formats = export_parser.add_subparsers(dest="format", required=True)
     focus = formats.add_parser("focus", help="the period's cloud cost as a FinOps FOCUS 1.2 Parquet file")
-    focus.add_argument("--period", type=_month, required=True, help="the billing month, YYYY-MM")
+    focus.add_argument("--period", type=month_arg, required=True, help="the billing month, YYYY-MM")
     focus.add_argument(
         "--out", help="a local path or s3:// URL for the file (default OUTBOX_URL/focus/YYYY-MM.parquet)"
     )

@@ -5,16 +5,11 @@ from __future__ import annotations
 import argparse
 from datetime import date
 
+from meterline.invoicing.period import month_arg
+
 
 def _say(message: str) -> None:
     print(f"[meterline] {message}", flush=True)
-
-
-def _month(value: str) -> date:
-    d = date.fromisoformat(value + "-01" if len(value) == 7 else value)
-    if d.day != 1:
-        raise argparse.ArgumentTypeError(f"{value}: a month is YYYY-MM (or its first day)")
-    return d
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -48,7 +43,9 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 def register(generate: argparse._SubParsersAction, load: argparse._SubParsersAction) -> None:
     gen = generate.add_parser("catalog", help="a billing catalog export (CSV files under catalog/)")
-    gen.add_argument("--period", type=_month, default=date(2026, 10, 1), help="the month it is built around, YYYY-MM")
+    gen.add_argument(
+        "--period", type=month_arg, default=date(2026, 10, 1), help="the month it is built around, YYYY-MM"
+    )
     gen.add_argument("--tenants", type=int, default=12)
     gen.add_argument("--subscriptions", type=int, default=24)
     gen.add_argument("--seed", type=int, default=7)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -38,3 +39,11 @@ class Period:
 
     def __str__(self) -> str:
         return self.label
+
+
+def month_arg(value: str) -> date:
+    """argparse type for a month on the command line: YYYY-MM, or its first day YYYY-MM-01."""
+    try:
+        return Period.parse(value.removesuffix("-01") if len(value) == 10 else value).start
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
