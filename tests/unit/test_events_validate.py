@@ -10,7 +10,7 @@ import pytest
 
 from meterline.events.generate import generate
 from meterline.events.signing import canonical, sign, verify
-from meterline.events.validate import parse_timestamps, quantities, read_jsonl, validate
+from meterline.events.validate import parse_timestamps, quantities, read_jsonl, storable_as_jsonb, validate
 from meterline.landing import Zone
 
 pytestmark = pytest.mark.unit
@@ -109,6 +109,70 @@ def test_validate_names_the_first_failing_check_per_line():
         "invalid_idempotency_key",
         "invalid_idempotency_key",
     ]
+
+
+def test_jsonl_lines_msgspec_refuses_are_read_as_before():
+    """Well-formed lines are decoded by msgspec; any line it refuses is read again by json.loads,
+    so a mistyped field, NaN or invalid UTF-8 gives the same record and reason as before."""
+    ok = json.dumps(event(properties={"tokens": 12, "model": "é", "nested": {"a": [1, 2]}}), ensure_ascii=False)
+    lines = [
+        ok.encode(),
+        b"",  # blank lines are not records, but count as lines
+        json.dumps(event(event_id=123)).encode(),  # mistyped: its JSON text, then an invalid uuid
+        json.dumps(event(properties={"tokens": float("nan")})).encode(),  # json.loads takes NaN, the check not
+        json.dumps(event(idempotency_key="ik-é"), ensure_ascii=False).encode().replace("é".encode(), b"\xff"),
+        b"   ",
+        b"[1, 2]",  # JSON, not an object
+        b'{"event_id": "\\ud800"}',  # a lone surrogate: no UTF-8 form
+        json.dumps(event(properties=None, extra={"ignored": True})).encode(),
+        b'{"properties": {"tokens": 1}, "event_id": "a", "event_id": "b"} \r',  # the last duplicate wins
+    ]
+    batch = read_jsonl("d.jsonl", b"\n".join(lines) + b"\n")
+    assert batch.line_no.to_pylist() == [1, 3, 4, 5, 7, 8, 9, 10]
+    assert batch.parse_error.to_pylist() == [None, None, None, None, "malformed_json", "malformed_json", None, None]
+    assert batch.columns["event_id"].to_pylist() == [
+        "00000000-0000-4000-8000-000000000001", "123", "00000000-0000-4000-8000-000000000001",
+        "00000000-0000-4000-8000-000000000001",
+        None, None, "00000000-0000-4000-8000-000000000001", "b",
+    ]  # fmt: skip
+    assert batch.columns["idempotency_key"][3].as_py() == "ik-\ufffd"
+    props = batch.columns["properties"].to_pylist()
+    assert json.loads(props[0]) == {"tokens": 12, "model": "é", "nested": {"a": [1, 2]}}  # as written, not re-encoded
+    assert props[2] == '{"tokens":NaN}' and props[6] == "{}" and props[7] == '{"tokens": 1}'
+    assert batch.raw[0].as_py() == ok and batch.raw[3].as_py() == lines[4].decode("utf-8", errors="replace")
+    reason, _ = validate(
+        batch, known_subscriptions=pa.array([SUB]), known_event_types=pa.array(["llm.completion"]), now=NOW
+    )
+    assert reason.to_pylist() == [
+        None, "invalid_uuid:event_id", "invalid_properties", None, "malformed_json", "malformed_json", None,
+        "missing_field:idempotency_key",
+    ]  # fmt: skip
+
+
+def test_what_postgresql_cannot_store_is_quarantined_not_copied():
+    """jsonb refuses NUL and lone surrogates and text refuses NUL: one such row would fail the
+    COPY of the whole partition, so it is refused with a reason instead."""
+    lines = [
+        json.dumps(event(idempotency_key="a", properties={"note": "\u0000"})),
+        json.dumps(event(idempotency_key="b", properties={"\u0000": 1})),
+        '{"event_id": "00000000-0000-4000-8000-000000000001", "idempotency_key": "c", "subscription_id": "'
+        + SUB
+        + '", "event_type": "llm.completion", "timestamp": "2025-03-04T10:15:00Z", "properties": {"s": "\\udc00"}}',
+        json.dumps(event(idempotency_key="d", properties={"emoji": "\U0001f600", "path": "C:\\u0000"})),
+        json.dumps(event(idempotency_key="e", signature="ab\u0000")),
+        json.dumps(event(idempotency_key="f")),
+    ]
+    batch = read_jsonl("d.jsonl", "\n".join(lines).encode())
+    reason, _ = validate(
+        batch, known_subscriptions=pa.array([SUB]), known_event_types=pa.array(["llm.completion"]), now=NOW
+    )
+    # A lone surrogate anywhere in a line has no UTF-8 form: the line is malformed (as in the
+    # event_id above); in a Parquet file's properties text it is refused like NUL.
+    assert reason.to_pylist() == [
+        "invalid_properties", "invalid_properties", "malformed_json", None, "invalid_signature", None
+    ]  # fmt: skip
+    texts = ['{"s": "\\udc00"}', '{"s": "\\ud83d\\ude00"}', '{"s": "\u0000"}', '{"s": "\\\\u0000"}', None]
+    assert storable_as_jsonb(pa.array(texts, pa.string())).to_pylist() == [False, True, False, True, True]
 
 
 def _catalog(url: str) -> None:

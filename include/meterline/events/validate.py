@@ -17,9 +17,11 @@ import gzip
 import io
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
@@ -67,42 +69,89 @@ def _as_text(value) -> str | None:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+class _Line(msgspec.Struct, gc=False):
+    """The fields a JSON Lines record is read for (others are ignored), typed as a well-formed
+    line has them; `properties` kept as its JSON text, exactly as written."""
+
+    event_id: str | None = None
+    idempotency_key: str | None = None
+    subscription_id: str | None = None
+    event_type: str | None = None
+    signature: str | None = None
+    timestamp: str | None = None
+    properties: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_decode_line = msgspec.json.Decoder(_Line).decode
+
+
+def _read_line_slowly(line: bytes) -> tuple[_Line, bytes, str | None]:
+    """A line msgspec would not take as a `_Line` (not JSON, not an object, a field of another
+    type, invalid UTF-8, NaN): decoded by `json.loads`, other types turned into their JSON text
+    (so an event_id of 123 fails as an invalid uuid, not as malformed). Returns the line, its
+    raw text (invalid UTF-8 replaced) and a parse error."""
+    text = line.decode("utf-8", errors="replace")
+    try:
+        obj = json.loads(text)
+        # A lone surrogate escape decodes but has no UTF-8 form: not storable, not interoperable.
+        json.dumps(obj, ensure_ascii=False).encode()
+    except (ValueError, UnicodeEncodeError):
+        obj = None
+    if not isinstance(obj, dict):
+        return _Line(), text.encode(), "malformed_json"
+    props = obj.get("properties")
+    fields = {name: _as_text(obj.get(name)) for name in (*STRING_FIELDS, "timestamp")}
+    properties = msgspec.Raw(json.dumps(props, separators=(",", ":")).encode())
+    return _Line(**fields, properties=properties), text.encode(), None
+
+
 def read_jsonl(path: str, data: bytes) -> Batch:
+    """One record per non-blank line, numbered from 1 as lines of the file. Each line is decoded
+    by msgspec straight into `_Line` (C, no dict per line, properties not re-serialised); only a
+    line it refuses is decoded again by `json.loads` to tell malformed from merely mistyped."""
     if path.endswith(".gz"):
         data = gzip.decompress(data)
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    values: dict[str, list] = {name: [] for name in (*STRING_FIELDS, "timestamp", "properties")}
-    raw, numbers, errors = [], [], []
+    try:
+        data.decode("utf-8")  # one check for the file; msgspec does not look inside ignored fields
+        utf8 = True
+    except UnicodeDecodeError:
+        utf8 = False
+    records: list[_Line] = []
+    raw: list[bytes] = []
+    numbers: list[int] = []
+    errors: dict[int, str] = {}  # index among records -> reason
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue  # blank lines are not records
-        text = line.decode("utf-8", errors="replace")
         try:
-            obj = json.loads(text)
-            error = None if isinstance(obj, dict) else "malformed_json"
-        except ValueError:
-            obj, error = None, "malformed_json"
-        if error:
-            obj = {}
-        for name in (*STRING_FIELDS, "timestamp"):
-            values[name].append(_as_text(obj.get(name)))
-        props = obj.get("properties")
-        values["properties"].append(
-            json.dumps(props, separators=(",", ":")) if props is not None else ("{}" if not error else None)
-        )
-        raw.append(text)
+            if not utf8:
+                line.decode("utf-8")
+            records.append(_decode_line(line))
+            raw.append(line)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            if not line.strip():
+                continue  # blank lines are not records
+            record, text, error = _read_line_slowly(line)
+            if error:
+                errors[len(records)] = error
+            records.append(record)
+            raw.append(text)
         numbers.append(number)
-        errors.append(error)
+    columns = {
+        name: pa.array([getattr(r, name) for r in records], pa.string()) for name in (*STRING_FIELDS, "timestamp")
+    }
+    properties = pa.array([bytes(r.properties) for r in records], pa.binary()).cast(pa.string())
+    properties = pc.if_else(pc.equal(properties, "null"), "{}", properties)  # absent or null: empty
+    parse_error = pa.array([errors.get(i) for i in range(len(records))], pa.string())
     return Batch(
         path=path,
         file_format="jsonl",
-        columns={name: pa.array(values[name], pa.string()) for name in (*STRING_FIELDS, "properties")},
-        timestamp=pa.array(values["timestamp"], pa.string()),
+        columns={name: columns[name] for name in STRING_FIELDS} | {"properties": properties},
+        timestamp=columns["timestamp"],
         line_no=pa.array(numbers, pa.int32()),
-        raw=pa.array(raw, pa.string()),
-        parse_error=pa.array(errors, pa.string()),
+        raw=pa.array(raw, pa.binary()).cast(pa.string()),
+        parse_error=parse_error,
     )
 
 
@@ -218,6 +267,39 @@ def quantities(props: pa.Array) -> tuple[pa.Array, dict[str, pa.Array]]:
     return _quantities_slow(props)
 
 
+def _strings(value) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def _jsonb_takes(text: str) -> bool:
+    try:
+        for s in _strings(json.loads(text)):
+            if "\x00" in s:
+                return False
+            s.encode()  # a lone surrogate has no UTF-8 form
+    except (ValueError, UnicodeEncodeError):
+        return False
+    return True
+
+
+def storable_as_jsonb(props: pa.Array) -> pa.Array:
+    """False where PostgreSQL would refuse the text as jsonb, failing the whole COPY: a NUL, raw
+    or escaped (`\\u0000`), or a lone surrogate escape. Only texts holding a NUL or a `\\u`
+    escape (rare) are decoded, one by one."""
+    suspect = pc.or_(pc.match_substring(props, "\\u"), pc.match_substring(props, "\x00"))
+    suspects = pc.indices_nonzero(pc.fill_null(suspect, False)).to_pylist()
+    bad = [i for i in suspects if not _jsonb_takes(props[i].as_py())]
+    return pc.invert(pc.is_in(pa.array(range(len(props)), pa.int64()), pa.array(bad, pa.int64())))
+
+
 def validate(
     batch: Batch,
     *,
@@ -250,7 +332,8 @@ def validate(
         )
     )
     checks.append(("invalid_timestamp", pc.is_null(ts)))
-    checks.append(("invalid_properties", pc.invert(props_ok)))
+    checks.append(("invalid_properties", pc.invert(pc.and_(props_ok, storable_as_jsonb(cols["properties"])))))
+    checks.append(("invalid_signature", pc.match_substring(cols["signature"], "\x00")))  # text cannot hold NUL
     checks.append(("future_timestamp", pc.greater(ts, pa.scalar(now + FUTURE_TOLERANCE, TS_TYPE))))
     checks.append(
         ("unknown_subscription", pc.invert(pc.is_in(pc.utf8_lower(cols["subscription_id"]), known_subscriptions)))
