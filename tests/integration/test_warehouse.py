@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import psycopg
 import pytest
@@ -89,3 +90,19 @@ def test_operator_and_analyst_logins_have_the_runbook_search_path(db, warehouse_
             op.execute("delete from t_runbook")
     with psycopg.connect(warehouse_url, user="meterline_analyst") as analyst:
         assert analyst.execute("show search_path").fetchone()[0] == "marts, billing"
+
+
+@pytest.mark.skipif(not warehouse.is_embedded(), reason="settings of the embedded server only")
+def test_embedded_server_is_set_for_bulk_loads(server_url):
+    """Checkpoints spaced for loads of a million rows (warehouse.EMBEDDED_SETTINGS), kept in the
+    data folder and in force on the running server."""
+    warehouse.url()
+    for _ in range(50):  # a reload reaches new sessions within milliseconds, not at once
+        with psycopg.connect(warehouse.with_database(server_url, "postgres")) as conn:
+            shown = {name: conn.execute(f"show {name}").fetchone()[0] for name in warehouse.EMBEDDED_SETTINGS}
+            saved = dict(conn.execute("select name, setting from pg_file_settings where sourcefile like '%.auto.conf'"))
+        if shown == saved:
+            break
+        time.sleep(0.1)
+    assert shown == {"max_wal_size": "4GB", "checkpoint_timeout": "15min"}
+    assert saved == {"max_wal_size": "4GB", "checkpoint_timeout": "15min"}
