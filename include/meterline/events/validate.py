@@ -5,10 +5,12 @@ has one), their 1-based line (JSON Lines) or row (Parquet) numbers, and the raw 
 line for quarantine. `validate(batch, ...)` gives one reason per row (null = valid), computed
 column-wise: the first failing check names the row's reason.
 
-JSON Lines are split into lines in C and decoded with `json.loads` line by line — the only
-per-row Python step, needed to tell a malformed line from its neighbours; the checks themselves
-never loop in Python. The one exception is the HMAC signature check, which hashes each row (only
-when `METERING_SIGNING_KEY` is set).
+JSON Lines are split into lines in C and each line decoded by msgspec into the fields we read
+(`_Line`) — the only per-row Python step, needed to tell a malformed line from its neighbours; a
+line msgspec refuses is read again by `json.loads`. The checks themselves never loop in Python.
+The exceptions: the HMAC signature check, which hashes each row (only when
+`METERING_SIGNING_KEY` is set), and the rare properties holding a `\\u` escape or a NUL, decoded
+one by one to find what PostgreSQL's jsonb would refuse.
 """
 
 from __future__ import annotations
