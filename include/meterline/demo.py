@@ -149,8 +149,10 @@ def step_summary(ctx: dict) -> str:
             " where month = %s",
             [PERIOD],
         ).fetchone()
+        # The exact cost summed, rounded once: the AWS invoice's total. Summing recon_summary's
+        # per-service raw_cost (each rounded to the cent) can be a cent or two off it.
         (cloud,) = conn.execute(
-            "select sum(raw_cost) from marts.recon_summary where period_start = %s", [PERIOD]
+            "select round(sum(raw_cost_exact), 2) from marts.recon_summary where period_start = %s", [PERIOD]
         ).fetchone()
         losing = conn.execute(
             "select count(*) from marts.fct_tenant_margin where month = %s and gross_margin < 0", [PERIOD]
