@@ -4,7 +4,9 @@
    usual noise) is loaded by `meterline.events.load.load_partition` into an empty `raw.events`,
    `--repeat` times; the floor is a raw `COPY` of the same accepted rows into an unindexed table
    with the same column types, measured in the same run. Reported for an all-Parquet day and for a
-   day of half Parquet, half gzipped JSON Lines.
+   day of half Parquet, half gzipped JSON Lines, and for the Parquet day loaded onto
+   `--history-days` earlier days already in raw.events (the same rows under new keys): the unique
+   index a load maintains and probes is then that much larger.
 2. Incremental build: `--history-events` events per day for 31 days of March 2025. The
    incremental `usage_hourly` build after loading day 2 (1 day of history), day 8 (7 days: late
    events reach 1-4 days back, so from here on a night re-aggregates as many hours) and day 31
@@ -68,10 +70,40 @@ def truncate(url: str) -> None:
         conn.execute("truncate raw.events, raw.events_rejected, raw.ingested_files")
 
 
-def bench_loader(url: str, landing: str, repeat: int) -> dict:
+def add_history(url: str, days: int) -> int:
+    """Put `days` earlier days into raw.events: the loaded day's rows again under new random keys,
+    1..days days earlier (unique index rebuilt once, not maintained per row: this is set-up).
+    Returns the rows raw.events then holds besides the day."""
+    with warehouse.connect(url) as conn:
+        conn.execute("drop index raw.events_idempotency_key_c_uidx")
+        conn.execute(
+            sql.SQL(
+                "insert into raw.events ({cols}) select event_id, 'ik-' || substr(md5(idempotency_key || d), 1, 20),"
+                " subscription_id, event_type, properties, \"timestamp\" - d * interval '1 day', signature,"
+                " source_file, line_no, partition_date - d, loaded_at - d * interval '1 day'"
+                " from raw.events, generate_series(1, %s) d where partition_date = %s order by d desc"
+            ).format(cols=EVENT_COLUMNS),
+            [days, DAY],
+        )
+        conn.execute('create unique index events_idempotency_key_c_uidx on raw.events (idempotency_key collate "C")')
+        history = conn.execute("select count(*) from raw.events where partition_date < %s", [DAY]).fetchone()[0]
+    without_day(url)
+    return history
+
+
+def without_day(url: str) -> None:
+    """raw.events without the benched day (its earlier days kept), vacuumed; no ledger, no rejects."""
+    with warehouse.connect(url) as conn:
+        conn.execute("delete from raw.events where partition_date = %s", [DAY])
+        conn.execute("truncate raw.events_rejected, raw.ingested_files")
+    with warehouse.connect(url, autocommit=True) as conn:
+        conn.execute("vacuum analyze raw.events")
+
+
+def bench_loader(url: str, landing: str, repeat: int, history: bool = False) -> dict:
     runs, stages, result = [], [], None
     for _ in range(repeat):
-        truncate(url)
+        without_day(url) if history else truncate(url)
         t0 = time.perf_counter()
         result = load_partition(DAY, landing_url=landing, conninfo=url, now=NOW)
         runs.append(time.perf_counter() - t0)
@@ -79,9 +111,9 @@ def bench_loader(url: str, landing: str, repeat: int) -> dict:
     copied: dict[str, bytearray] = {"text": bytearray(), "binary": bytearray()}
     with warehouse.connect(url) as conn, conn.cursor() as cur:
         for fmt, data in copied.items():
-            statement = sql.SQL("copy (select {} from raw.events) to stdout (format {})").format(
-                EVENT_COLUMNS, sql.SQL(fmt)
-            )
+            statement = sql.SQL(
+                "copy (select {} from raw.events where partition_date = {}) to stdout (format {})"
+            ).format(EVENT_COLUMNS, sql.Literal(DAY), sql.SQL(fmt))
             with cur.copy(statement) as out:
                 for chunk in out:
                     data += chunk
@@ -167,6 +199,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--history-events", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--history-days", type=int, default=4, help="earlier days already loaded for the third loader row (0: none)"
+    )
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="meterline-bench-events-"))
     os.environ.setdefault("DBT_TARGET_PATH", str(scratch / "dbt-target"))
@@ -181,6 +216,11 @@ def main() -> None:
         say(f"generated {args.events} events ({label}) in {time.perf_counter() - t0:.1f}s")
         results["loader"][label] = bench_loader(url, landing, args.repeat)
         say(f"loader {label}: {results['loader'][label]}")
+        if len(formats) == 1 and args.history_days:
+            held = add_history(url, args.history_days)
+            label = f"Parquet, onto {args.history_days} earlier days ({held:,} events) in raw.events"
+            results["loader"][label] = bench_loader(url, landing, args.repeat, history=True)
+            say(f"loader {label}: {results['loader'][label]}")
 
     landing = str(scratch / "landing-history")
     url = fresh("meterline_bench_events_history", landing)
@@ -193,7 +233,8 @@ def main() -> None:
 
     print(f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f} at the end), `python bench/bench_events.py --events {args.events} "
-          f"--history-events {args.history_events} --repeat {args.repeat}`, medians of {args.repeat}.\n")  # fmt: skip
+          f"--history-events {args.history_events} --history-days {args.history_days} --repeat {args.repeat}`, "
+          f"medians of {args.repeat}.\n")  # fmt: skip
     print(
         "| day of events | rows read | loaded | loader s | loader events/s | raw COPY s | COPY rows/s | ratio "
         "| binary COPY s | ratio to binary |"
