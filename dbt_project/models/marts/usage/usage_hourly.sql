@@ -8,6 +8,7 @@
         incremental_strategy='replace_hours',
         unique_key=['subscription_id', 'event_type', 'hour'],
         on_schema_change='append_new_columns',
+        pre_hook="{{ summarize_brin(source('events', 'events')) }}",
         indexes=[
             {'columns': ['subscription_id', 'event_type', 'hour'], 'unique': True},
             {'columns': ['hour']},
