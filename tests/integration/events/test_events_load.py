@@ -133,6 +133,8 @@ def test_each_bad_row_is_quarantined_with_file_line_and_reason(catalog: Catalog,
         "unknown_event_type": _signed(_event(catalog, 16, event_type="video.render"), key),
         "negative_quantity": _signed(_event(catalog, 17, properties={"tokens": -5}), key),
         "bad_signature": _signed(_event(catalog, 18), key) | {"signature": "0" * 64},
+        # PostgreSQL's text cannot hold NUL: refused, not left to fail the partition's COPY.
+        "invalid_signature": _signed(_event(catalog, 19), key) | {"signature": "ab\u0000"},
     }
     lines = [json.dumps(good[0]), *(v if isinstance(v, str) else json.dumps(v) for v in bad.values()), ""]
     lines += [json.dumps(e) for e in good[1:]]  # a blank line is skipped, not rejected
@@ -144,6 +146,8 @@ def test_each_bad_row_is_quarantined_with_file_line_and_reason(catalog: Catalog,
         [
             {**_signed(_event(catalog, 20, properties={"tokens": 7}), key), "properties": json.dumps({"tokens": 7})},
             {**_event(catalog, 21, event_type=None), "properties": "{}"},
+            # Nor can jsonb hold NUL: the same COPY would fail on this row.
+            {**_signed(_event(catalog, 22), key), "properties": '{"tokens": 1, "note": "\\u0000"}'},
         ],
         schema=EVENT_SCHEMA.set(4, pa.field("timestamp", pa.string())),
     )
@@ -159,6 +163,7 @@ def test_each_bad_row_is_quarantined_with_file_line_and_reason(catalog: Catalog,
     ).fetchall()
     expected = [(path, i + 2, reason) for i, reason in enumerate(bad)]
     expected.append((f"{partition_prefix(DAY)}/dump2.parquet", 2, "missing_field:event_type"))
+    expected.append((f"{partition_prefix(DAY)}/dump2.parquet", 3, "invalid_properties"))
     assert sorted(rejected) == sorted(expected)
     assert db.execute("select raw_record from raw.events_rejected where reason = 'malformed_json'").fetchone() == (
         '{"event_id": "broken',
@@ -168,11 +173,15 @@ def test_each_bad_row_is_quarantined_with_file_line_and_reason(catalog: Catalog,
     ).fetchall()
     assert loaded == [
         (path, 1, "100"),
-        (path, 13, "101"),
-        (path, 14, "102"),
+        (path, 14, "101"),
+        (path, 15, "102"),
         (f"{partition_prefix(DAY)}/dump2.parquet", 1, "7"),
     ]
-    assert result.rejected_by_reason == {**dict.fromkeys(bad, 1), "missing_field:event_type": 1}
+    assert result.rejected_by_reason == {
+        **dict.fromkeys(bad, 1),
+        "missing_field:event_type": 1,
+        "invalid_properties": 2,
+    }
 
 
 def test_changed_file_is_read_again_and_its_known_events_are_duplicates(catalog: Catalog, db):
