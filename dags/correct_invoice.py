@@ -12,7 +12,10 @@ Actions (param `action`):
 - `credit_note` (invoice_number, reason, amount: pre-tax, empty = all that is left): a negative
   document referencing the invoice, JSON and PDF in the outbox;
 - `credit` (tenant_id, amount, reason; currency: the tenant's): a manual credit applied to the
-  tenant's next invoices.
+  tenant's next invoices;
+- `dispute` (invoice_number, reason): the tenant contests an issued, unpaid invoice (status
+  `disputed`); `resolve_dispute` (invoice_number, reason): it stands after all (back to `issued`).
+  A credit note, a void or a payment in full settle a dispute too.
 
 `actor` is who asked (recorded). A refused correction fails the task with the reason and
 changes nothing; it is not retried.
@@ -38,7 +41,7 @@ from meterline.config import dag_defaults
         "action": Param(
             "void_and_regenerate",
             type="string",
-            enum=["void_and_regenerate", "void", "regenerate", "credit_note", "credit"],
+            enum=["void_and_regenerate", "void", "regenerate", "credit_note", "credit", "dispute", "resolve_dispute"],
         ),
         "invoice_number": Param("", type="string", description="INV-YYYY-NNNNNN (all but credit)"),
         "tenant_id": Param("", type="string", description="credit: the tenant, e.g. t-0001"),

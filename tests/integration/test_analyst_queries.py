@@ -37,7 +37,7 @@ from meterline.cur import load as cur_load
 from meterline.cur.generate import generate as generate_cur
 from meterline.events.generate import generate as generate_events
 from meterline.events.load import load_partition
-from meterline.invoicing.corrections import void_invoice
+from meterline.invoicing.corrections import dispute_invoice, void_invoice
 from meterline.invoicing.gate import evaluate_gate, require_pass
 from meterline.landing import Zone
 from meterline.quality.suites import run_suites
@@ -153,9 +153,8 @@ def _build_month(url: str, landing: str, outbox: str) -> dict:
     others = [(n, total) for n, s, total, _ in issued if s not in (late_sub, quota_sub) and total > 0]
     voided, disputed = others[0][0], others[1][0]
     void_invoice(url, voided, reason="plan entered wrongly", actor="finance@meterline.example")
+    dispute_invoice(url, disputed, reason="tenant contests the overage", actor="finance@meterline.example")
     with warehouse.connect(url, autocommit=True) as db:
-        # There is no dispute command yet: the status is set as the payments team would.
-        db.execute("update billing.invoices set status = 'disputed' where invoice_number = %s", [disputed])
         _insert_event(db, late_sub, datetime(2026, 10, 28, 9, 30, tzinfo=UTC), LATE_TOKENS, "late-1")
     transform.run(["run", "--select", "usage_hourly+", "usage_metered_hourly+", "--quiet"], url)
     return {

@@ -221,3 +221,46 @@ def test_corrections_are_refused_without_actor_reason_or_on_a_paid_invoice(issue
     with pytest.raises(CorrectionRefused, match="unknown tenant"):
         corrections.grant_credit(issued, "t-9999", Decimal("5"), reason="x", actor="ops:bob")
     assert audit_actions(db) == [("invoice.issued", f"invoice:INV-2025-00000{n}", "emitter") for n in (1, 2, 3)]
+
+
+def test_a_dispute_changes_the_status_only_and_is_settled_or_voided(issued, db):
+    def state(number: str) -> tuple:
+        return db.execute(
+            "select status, content_hash, total from billing.invoices where invoice_number = %s", [number]
+        ).fetchone()
+
+    before = state("INV-2025-000001")
+    done = corrections.dispute_invoice(issued, "INV-2025-000001", reason="3 days of outage", actor="ops:bob")
+    assert done.action == "invoice.disputed"
+    assert state("INV-2025-000001") == ("disputed", *before[1:])  # the document is untouched
+    with pytest.raises(CorrectionRefused, match="INV-2025-000001 is disputed, not issued"):
+        corrections.dispute_invoice(issued, "INV-2025-000001", reason="again", actor="ops:bob")
+    with pytest.raises(CorrectionRefused, match="INV-2025-000002 is issued, not disputed"):
+        corrections.resolve_dispute(issued, "INV-2025-000002", reason="x", actor="ops:bob")
+    with pytest.raises(CorrectionRefused, match="reason"):
+        corrections.resolve_dispute(issued, "INV-2025-000001", reason=" ", actor="ops:bob")
+    corrections.apply(
+        issued, {"action": "resolve_dispute", "invoice_number": "INV-2025-000001", "reason": "logs show uptime",
+                 "actor": "ops:alice"},
+    )  # fmt: skip
+    assert state("INV-2025-000001") == before
+
+    # A dispute that turns out right: the disputed invoice is voided like an issued one.
+    corrections.dispute_invoice(issued, "INV-2025-000002", reason="wrong plan", actor="ops:bob")
+    corrections.void_invoice(issued, "INV-2025-000002", reason="wrong plan", actor="ops:bob")
+    assert state("INV-2025-000002")[0] == "void"
+    db.execute("update billing.invoices set status = 'paid' where invoice_number = 'INV-2025-000003'")
+    with pytest.raises(CorrectionRefused, match="INV-2025-000003 is paid, not issued"):
+        corrections.dispute_invoice(issued, "INV-2025-000003", reason="late", actor="ops:bob")
+
+    assert audit_actions(db)[3:] == [
+        ("invoice.disputed", "invoice:INV-2025-000001", "ops:bob"),
+        ("invoice.dispute_resolved", "invoice:INV-2025-000001", "ops:alice"),
+        ("invoice.disputed", "invoice:INV-2025-000002", "ops:bob"),
+        ("invoice.voided", "invoice:INV-2025-000002", "ops:bob"),
+    ]
+    reasons = db.execute(
+        "select metadata ->> 'reason', metadata ->> 'previous_status' from ops.audit_log"
+        " where action like 'invoice.dispute%' order by audit_id"
+    ).fetchall()
+    assert reasons == [("3 days of outage", "issued"), ("logs show uptime", "disputed"), ("wrong plan", "issued")]

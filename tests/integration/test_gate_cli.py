@@ -43,6 +43,10 @@ def test_gate_emit_and_corrections_from_the_command_line(db: psycopg.Connection,
     assert meterline("invoice", "credit-note", "--amount", "1000", *args) == 1
     assert "refused: credit 1000.00 USD exceeds" in capsys.readouterr().out
     assert meterline("invoice", "credit", "--tenant", "t-0001", "--amount", "5", "--reason", "r", "--actor", "a") == 0
+    dispute = ["--invoice", number, "--reason", "3 days of outage", "--actor", "ops:dan"]
+    assert meterline("invoice", "dispute", *dispute) == 0
+    assert meterline("invoice", "dispute", *dispute) == 1
+    assert f"refused: invoice {number} is disputed, not issued" in capsys.readouterr().out
     assert db.execute(
         "select action, actor from ops.audit_log where action in ('gate.check_overridden', 'credit_note.issued',"
         " 'credit.granted') order by audit_id"

@@ -66,9 +66,7 @@ def cmd_invoice(args: argparse.Namespace) -> int:
     from meterline.invoicing import corrections
 
     params = {
-        "action": {"credit-note": "credit_note", "void-and-regenerate": "void_and_regenerate"}.get(
-            args.action, args.action
-        ),
+        "action": args.action.replace("-", "_"),
         "invoice_number": args.invoice,
         "tenant_id": args.tenant,
         "amount": args.amount,
@@ -115,8 +113,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     emit.add_argument("--actor", default="cli:emit")
     emit.set_defaults(func=cmd_emit)
 
-    invoice = commands.add_parser("invoice", help="corrections: void, regenerate, credit-note, credit")
-    invoice.add_argument("action", choices=["void", "regenerate", "void-and-regenerate", "credit-note", "credit"])
+    invoice = commands.add_parser(
+        "invoice", help="corrections: void, regenerate, credit-note, credit, dispute, resolve-dispute"
+    )
+    invoice.add_argument(
+        "action",
+        choices=["void", "regenerate", "void-and-regenerate", "credit-note", "credit", "dispute", "resolve-dispute"],
+    )
     invoice.add_argument("--invoice", help="the invoice number, e.g. INV-2025-000123")
     invoice.add_argument("--tenant", help="credit: the tenant that receives it")
     invoice.add_argument("--amount", type=Decimal, help="credit-note: pre-tax amount (default: all); credit: amount")

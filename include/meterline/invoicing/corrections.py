@@ -4,7 +4,9 @@
   new number that references the voided one (`void_and_regenerate` does both atomically);
 - issue a credit note: a negative document referencing the invoice, for part of its pre-tax
   amount (tax credited pro rata) or all that is left of it;
-- grant a manual credit, which the emitter applies to the tenant's next invoices.
+- grant a manual credit, which the emitter applies to the tenant's next invoices;
+- mark an issued invoice disputed (the tenant contests it), and settle the dispute with the
+  invoice standing (`resolve_dispute`: back to issued) or by a credit note or void and regenerate.
 
 Every action writes `ops.audit_log` in the same transaction as the change it records.
 """
@@ -298,6 +300,43 @@ def grant_credit(
     return Correction("credit.granted", f"tenant:{tenant_id}", details={"grant_id": str(grant_id), "amount": amount})
 
 
+def _change_status(
+    conninfo: str, invoice_number: str, *, reason: str, actor: str, before: str, after: str, action: str
+) -> Correction:
+    _require_actor_reason(actor, reason)
+    with warehouse.transaction(conninfo) as conn:
+        invoice = _locked_invoice(conn, invoice_number)
+        if invoice["status"] != before:
+            raise CorrectionRefused(f"invoice {invoice_number} is {invoice['status']}, not {before}")
+        conn.execute("update billing.invoices set status = %s where invoice_id = %s", [after, invoice["invoice_id"]])
+        audit.record(
+            conn,
+            actor=actor,
+            action=action,
+            resource=f"invoice:{invoice_number}",
+            metadata={"invoice_id": str(invoice["invoice_id"]), "reason": reason, "previous_status": before},
+        )
+    return Correction(action, f"invoice:{invoice_number}", details={"invoice_id": str(invoice["invoice_id"])})
+
+
+def dispute_invoice(conninfo: str, invoice_number: str, *, reason: str, actor: str) -> Correction:
+    """The tenant contests an issued, unpaid invoice: status `disputed` (the document stays as it
+    is). Settle it with `resolve_dispute` (the invoice stands), a credit note (part of it was
+    wrong) or void and regenerate (it was wrong); a payment in full settles it as paid."""
+    return _change_status(
+        conninfo, invoice_number, reason=reason, actor=actor, before="issued", after="disputed",
+        action="invoice.disputed",
+    )  # fmt: skip
+
+
+def resolve_dispute(conninfo: str, invoice_number: str, *, reason: str, actor: str) -> Correction:
+    """The dispute is settled with the invoice standing: back to `issued`, owed as before."""
+    return _change_status(
+        conninfo, invoice_number, reason=reason, actor=actor, before="disputed", after="issued",
+        action="invoice.dispute_resolved",
+    )  # fmt: skip
+
+
 def apply(conninfo: str, params: dict[str, Any], *, outbox_url: str | None = None) -> Correction:
     """One correction from plain parameters (the `correct_invoice` DAG's params, the CLI)."""
     action = params.get("action")
@@ -314,6 +353,10 @@ def apply(conninfo: str, params: dict[str, Any], *, outbox_url: str | None = Non
         return void_and_regenerate(conninfo, number, reason=reason, actor=actor, outbox_url=outbox_url)
     if action == "credit_note":
         return issue_credit_note(conninfo, number, reason=reason, actor=actor, amount=amount, outbox_url=outbox_url)
+    if action == "dispute":
+        return dispute_invoice(conninfo, number, reason=reason, actor=actor)
+    if action == "resolve_dispute":
+        return resolve_dispute(conninfo, number, reason=reason, actor=actor)
     if action == "credit":
         if amount is None:
             raise CorrectionRefused("a manual credit needs an amount")
@@ -321,5 +364,6 @@ def apply(conninfo: str, params: dict[str, Any], *, outbox_url: str | None = Non
             conninfo, params.get("tenant_id") or "", amount, reason=reason, actor=actor, currency=params.get("currency")
         )
     raise CorrectionRefused(
-        f"unknown correction {action!r}: one of void, regenerate, void_and_regenerate, credit_note, credit"
+        f"unknown correction {action!r}: one of void, regenerate, void_and_regenerate, credit_note, credit,"
+        " dispute, resolve_dispute"
     )
