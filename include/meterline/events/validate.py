@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
@@ -87,11 +88,11 @@ class _Line(msgspec.Struct, gc=False):
 _decode_line = msgspec.json.Decoder(_Line).decode
 
 
-def _read_line_slowly(line: bytes) -> tuple[_Line, bytes, str | None]:
+def _read_line_slowly(line: bytes) -> tuple[_Line, bytes, bool]:
     """A line msgspec would not take as a `_Line` (not JSON, not an object, a field of another
     type, invalid UTF-8, NaN): decoded by `json.loads`, other types turned into their JSON text
     (so an event_id of 123 fails as an invalid uuid, not as malformed). Returns the line, its
-    raw text (invalid UTF-8 replaced) and a parse error."""
+    raw text (invalid UTF-8 replaced) and whether it is malformed JSON."""
     text = line.decode("utf-8", errors="replace")
     try:
         obj = json.loads(text)
@@ -100,11 +101,11 @@ def _read_line_slowly(line: bytes) -> tuple[_Line, bytes, str | None]:
     except (ValueError, UnicodeEncodeError):
         obj = None
     if not isinstance(obj, dict):
-        return _Line(), text.encode(), "malformed_json"
+        return _Line(), text.encode(), True
     props = obj.get("properties")
     fields = {name: _as_text(obj.get(name)) for name in (*STRING_FIELDS, "timestamp")}
     properties = msgspec.Raw(json.dumps(props, separators=(",", ":")).encode())
-    return _Line(**fields, properties=properties), text.encode(), None
+    return _Line(**fields, properties=properties), text.encode(), False
 
 
 def read_jsonl(path: str, data: bytes) -> Batch:
@@ -124,7 +125,7 @@ def read_jsonl(path: str, data: bytes) -> Batch:
     records: list[_Line] = []
     raw: list[bytes] = []
     numbers: list[int] = []
-    errors: dict[int, str] = {}  # index among records -> reason
+    malformed: list[int] = []  # indices among records
     for number, line in enumerate(lines, start=1):
         try:
             if not utf8:
@@ -134,9 +135,9 @@ def read_jsonl(path: str, data: bytes) -> Batch:
         except (msgspec.DecodeError, UnicodeDecodeError):
             if not line.strip():
                 continue  # blank lines are not records
-            record, text, error = _read_line_slowly(line)
-            if error:
-                errors[len(records)] = error
+            record, text, bad_json = _read_line_slowly(line)
+            if bad_json:
+                malformed.append(len(records))
             records.append(record)
             raw.append(text)
         numbers.append(number)
@@ -145,7 +146,7 @@ def read_jsonl(path: str, data: bytes) -> Batch:
     }
     properties = pa.array([bytes(r.properties) for r in records], pa.binary()).cast(pa.string())
     properties = pc.if_else(pc.equal(properties, "null"), "{}", properties)  # absent or null: empty
-    parse_error = pa.array([errors.get(i) for i in range(len(records))], pa.string())
+    parse_error = pc.if_else(_marked(len(records), malformed), "malformed_json", pa.nulls(len(records), pa.string()))
     return Batch(
         path=path,
         file_format="jsonl",
@@ -269,6 +270,13 @@ def quantities(props: pa.Array) -> tuple[pa.Array, dict[str, pa.Array]]:
     return _quantities_slow(props)
 
 
+def _marked(n: int, indices: list[int]) -> pa.Array:
+    """A boolean array of `n` rows, true at `indices` (built in numpy, not per row in Python)."""
+    mask = np.zeros(n, dtype=bool)
+    mask[indices] = True
+    return pa.array(mask)
+
+
 def _strings(value) -> Iterator[str]:
     if isinstance(value, str):
         yield value
@@ -298,8 +306,7 @@ def storable_as_jsonb(props: pa.Array) -> pa.Array:
     escape (rare) are decoded, one by one."""
     suspect = pc.or_(pc.match_substring(props, "\\u"), pc.match_substring(props, "\x00"))
     suspects = pc.indices_nonzero(pc.fill_null(suspect, False)).to_pylist()
-    bad = [i for i in suspects if not _jsonb_takes(props[i].as_py())]
-    return pc.invert(pc.is_in(pa.array(range(len(props)), pa.int64()), pa.array(bad, pa.int64())))
+    return pc.invert(_marked(len(props), [i for i in suspects if not _jsonb_takes(props[i].as_py())]))
 
 
 def validate(
@@ -376,7 +383,4 @@ def _check_signatures(batch: Batch, ts: pa.Array, reason: pa.Array, key: str) ->
         for i, row in zip(candidates, rows, strict=True)
         if not verify({**row, "properties": json.loads(row["properties"])}, row["signature"], key)
     ]
-    if not bad:
-        return reason
-    mask = pc.is_in(pa.array(range(len(reason)), pa.int64()), pa.array(bad, pa.int64()))
-    return pc.if_else(mask, pa.scalar("bad_signature"), reason)
+    return pc.if_else(_marked(len(reason), bad), pa.scalar("bad_signature"), reason) if bad else reason
