@@ -331,6 +331,7 @@ def load_partition(
 
         writer = _Writer(conn, day)
         writer.start()
+        write_locked = False  # taken before the first key lookup, not while the first file is read
         try:
             for landed_file in landed:
                 data = zone.read_bytes(landed_file.path)
@@ -377,10 +378,11 @@ def load_partition(
                 if queued_keys:
                     good = good.filter(pc.invert(pc.is_in(good["idempotency_key"], pa.concat_arrays(queued_keys))))
                 queued_keys.append(good["idempotency_key"].combine_chunks())
-                if not probe_seconds:
+                if not write_locked:
                     # Writers of all partitions queue here, so "first seen" follows commit order
                     # and no two loaders race on a key (the unique index would refuse it anyway).
                     probe.execute("select pg_advisory_xact_lock(hashtext('meterline.events.write'))")
+                    write_locked = True
                 started = time.perf_counter()
                 known = _known_keys(probe, good["idempotency_key"])
                 good = good.filter(pc.invert(pc.is_in(good["idempotency_key"], known)))
