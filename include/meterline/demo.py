@@ -144,9 +144,9 @@ def step_summary(ctx: dict) -> str:
                 "select status, count(*) from marts.invoice_header where period_start = %s group by 1", [PERIOD]
             ).fetchall()
         )
-        revenue, cost, margin = conn.execute(
-            "select sum(revenue_usd), sum(allocated_cost), sum(gross_margin) from marts.fct_tenant_margin"
-            " where month = %s",
+        revenue, cost, margin, losing = conn.execute(
+            "select sum(revenue_usd), sum(allocated_cost), sum(gross_margin), count(*) filter (where gross_margin < 0)"
+            " from marts.fct_tenant_margin where month = %s",
             [PERIOD],
         ).fetchone()
         # The exact cost summed, rounded once: the AWS invoice's total. Summing recon_summary's
@@ -154,9 +154,6 @@ def step_summary(ctx: dict) -> str:
         (cloud,) = conn.execute(
             "select round(sum(raw_cost_exact), 2) from marts.recon_summary where period_start = %s", [PERIOD]
         ).fetchone()
-        losing = conn.execute(
-            "select count(*) from marts.fct_tenant_margin where month = %s and gross_margin < 0", [PERIOD]
-        ).fetchone()[0]
     if revenue:
         _say(
             f"  The month in USD: revenue {revenue:,.2f}, cloud cost {cloud or 0:,.2f} ({(cloud or 0) / revenue:.0%} of"
