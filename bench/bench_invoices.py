@@ -30,11 +30,19 @@ from _timing import dbt_timed, machine, write_section
 from meterline import transform, warehouse
 from meterline.catalog.generate import generate_catalog
 from meterline.catalog.load import load_catalog
+from meterline.invoicing.period import Period
 
 PERIOD = date(2026, 10, 1)
 DATABASE = "meterline_bench_invoices"
 INVOICE_MODELS = ["path:models/intermediate/billing", "path:models/marts/billing", "--exclude", "fct_tenant_margin"]
-VARS = json.dumps({"invoice_period_from": PERIOD.isoformat(), "invoice_period_to": PERIOD.isoformat()})
+# One month's drafts, built as of that month's close (dbt var as_of; the period vars narrow to it).
+VARS = json.dumps(
+    {
+        "invoice_period_from": PERIOD.isoformat(),
+        "invoice_period_to": PERIOD.isoformat(),
+        "as_of": Period.parse(PERIOD).closes_at.isoformat(),
+    }
+)
 RANGES = {
     "llm_tokens": 1_000_000,
     "api_requests": 20_000,

@@ -51,9 +51,27 @@ def _psql_binary() -> str:
 
 
 def cmd_dbt(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
     from meterline import transform
 
-    return transform.run(args.rest, check=False).returncode
+    if not args.rest:
+        args.parser.print_help()
+        return 2
+    # A manual run is as of the moment it is started unless told otherwise (--help says so).
+    as_of = args.as_of or datetime.now(UTC)
+    return transform.run(args.rest, as_of=as_of, check=False).returncode
+
+
+def _instant(value: str):
+    from datetime import datetime
+
+    from meterline import transform
+
+    try:
+        return transform.as_of_instant(datetime.fromisoformat(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO-8601 time or date, e.g. 2026-11-01T00:00Z") from None
 
 
 def cmd_airflow(args: argparse.Namespace) -> int:
@@ -84,9 +102,23 @@ def build_parser() -> argparse.ArgumentParser:
     wh.add_argument("rest", nargs=argparse.REMAINDER, help="extra psql arguments")
     wh.set_defaults(func=cmd_warehouse)
 
-    dbt = commands.add_parser("dbt", help="run dbt against the warehouse", add_help=False)
-    dbt.add_argument("rest", nargs=argparse.REMAINDER)
-    dbt.set_defaults(func=cmd_dbt)
+    dbt = commands.add_parser(
+        "dbt",
+        help="run dbt against the warehouse",
+        description="Run dbt in the project against the warehouse, e.g. `meterline dbt build --select usage_hourly+`"
+        " (dbt's own help: `meterline dbt build --help`). Time-relative models (invoice drafts, quotas, budgets)"
+        " are built as of --as-of, passed as the dbt var as_of.",
+    )
+    dbt.add_argument(
+        "--as-of",
+        type=_instant,
+        default=None,
+        metavar="TIMESTAMP",
+        help="the instant the run is as of, ISO-8601 (UTC when no zone; a date is its midnight UTC);"
+        " default: now, for a manual run. Give it before the dbt command.",
+    )
+    dbt.add_argument("rest", nargs=argparse.REMAINDER, help="the dbt command and its arguments")
+    dbt.set_defaults(func=cmd_dbt, parser=dbt)
 
     af = commands.add_parser("airflow", help="run the airflow CLI in the local environment", add_help=False)
     af.add_argument("rest", nargs=argparse.REMAINDER)

@@ -3,6 +3,7 @@
 build (dbt: invoices and reconciliation) -> suites (great-expectations + dbt tests) -> gate ->
 emit -> report. Each step takes the period (`YYYY-MM`) and works only on it, so a re-run for a
 past period is safe: the emitter never issues twice and issued invoices are never changed.
+Every dbt call of a close is as of the period's end (`Period.closes_at`), never the day it runs.
 """
 
 from __future__ import annotations
@@ -35,13 +36,11 @@ def resolve_period(requested: str | None, logical_date: date) -> str:
 
 
 def build(conninfo: str, period: str) -> dict[str, int]:
-    from meterline import transform
-
-    transform.run(["build", "--select", *CLOSE_SELECTION.split(), *CLOSE_TESTS], conninfo)
-    from meterline import warehouse
+    from meterline import transform, warehouse
     from meterline.invoicing.period import Period
 
     p = Period.parse(period)
+    transform.run(["build", "--select", *CLOSE_SELECTION.split(), *CLOSE_TESTS], conninfo, as_of=p.closes_at)
     with warehouse.connect(conninfo) as conn:
         drafts = conn.execute("select count(*) from marts.invoice_header where period_start = %s", [p.start]).fetchone()
     return {"drafts": drafts[0]}
@@ -57,7 +56,7 @@ def gate(conninfo: str, period: str, override_check: str | None, justification: 
     if not decision.passed:
         # invoice_header reads ops.invoice_gate: rebuilt now, the drafts show `blocked` with the
         # reasons (the close report reads them). A passed gate's emit step rebuilds it instead.
-        _rebuild_invoice_header(conninfo)
+        _rebuild_invoice_header(conninfo, period)
     require_pass(decision)
     return {"checks": len(decision.checks), "blocked_invoices": len(decision.blocked_invoices)}
 
@@ -68,12 +67,13 @@ def emit(conninfo: str, period: str, actor: str) -> dict[str, int]:
 
     result = issue(conninfo, period, actor=actor)
     log.info(result.summary())
-    _rebuild_invoice_header(conninfo)
+    _rebuild_invoice_header(conninfo, period)
     return {"issued": len(result.issued), "already_issued": len(result.already_issued), "blocked": len(result.blocked)}
 
 
-def _rebuild_invoice_header(conninfo: str) -> None:
+def _rebuild_invoice_header(conninfo: str, period: str) -> None:
     """invoice_header joins the drafts with the gate's decisions and what was issued."""
     from meterline import transform
+    from meterline.invoicing.period import Period
 
-    transform.run(["run", "--select", "invoice_header", "--quiet"], conninfo)
+    transform.run(["run", "--select", "invoice_header", "--quiet"], conninfo, as_of=Period.parse(period).closes_at)

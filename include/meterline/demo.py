@@ -167,9 +167,10 @@ def step_summary(ctx: dict) -> str:
 
 
 def step_docs(ctx: dict) -> str:
+    from meterline.invoicing.period import Period
     from meterline.reporting.dbt_docs import publish_dbt_docs
 
-    site = publish_dbt_docs(ctx["url"])
+    site = publish_dbt_docs(ctx["url"], Period.parse(PERIOD).closes_at)
     ctx["docs"] = site.index
     return f"dbt docs generated against the warehouse: {len(site.files)} files next to the close report"
 

@@ -4,10 +4,12 @@ Light to import (the DAG files use its paths): the warehouse module is imported 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from meterline.config import project_root
@@ -78,8 +80,41 @@ def dbt_executable() -> str:
     return shutil.which("dbt", path=str(Path(sys.executable).parent)) or "dbt"
 
 
-def run(args: list[str], conninfo: str | None = None, *, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    """`dbt <args>` in the project folder; raises CalledProcessError when dbt fails."""
+def as_of_instant(value: datetime | date) -> datetime:
+    """A run's as-of instant in UTC: a date means its midnight UTC, a naive datetime is UTC."""
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time())
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def with_as_of(args: list[str], as_of: datetime | date) -> list[str]:
+    """`args` with var `as_of` (macros/as_of.sql) added to their `--vars`, or a `--vars` of its own."""
+    import yaml
+
+    stamp = as_of_instant(as_of).isoformat()
+    args = list(args)
+    if "--vars" in args:
+        at = args.index("--vars") + 1
+        given = yaml.safe_load(args[at]) or {}
+        args[at] = json.dumps({**given, "as_of": stamp})
+        return args
+    return [*args, "--vars", json.dumps({"as_of": stamp})]
+
+
+def run(
+    args: list[str],
+    conninfo: str | None = None,
+    *,
+    as_of: datetime | date | None = None,
+    check: bool = True,
+    **kwargs,
+) -> subprocess.CompletedProcess:
+    """`dbt <args>` in the project folder; raises CalledProcessError when dbt fails.
+
+    `as_of` is the instant the run is as of (var as_of): required by the time-relative models
+    (drafts, quotas, budgets), which never read the wall clock."""
+    if as_of is not None:
+        args = with_as_of(args, as_of)
     return subprocess.run(
         [dbt_executable(), *args], cwd=project_dir(), env=environment(conninfo), check=check, **kwargs
     )

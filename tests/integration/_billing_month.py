@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -47,21 +47,28 @@ def put_usage(db: psycopg.Connection, rows: list[tuple[str, str, datetime, Decim
             cp.write_row(row)
 
 
-def build_invoices(url: str, *extra: str, exclude: tuple[str, ...] = (), unit_tests: bool = False) -> None:
-    """dbt build of the billing selection; the dbt unit tests (pricing scenarios) only on request,
-    since they do not depend on the data."""
+def build_invoices(
+    url: str, *extra: str, as_of: datetime | date, exclude: tuple[str, ...] = (), unit_tests: bool = False
+) -> None:
+    """dbt build of the billing selection as of `as_of` (drafts through its month); the dbt unit
+    tests (pricing scenarios) only on request, since they do not depend on the data."""
     skip = [*EXCLUDE, *exclude, *([] if unit_tests else ["test_type:unit"])]
     transform.run(
-        ["build", *BILLING_SELECTION, "--exclude", *skip, "--quiet", *extra], url, capture_output=True, text=True
+        ["build", *BILLING_SELECTION, "--exclude", *skip, "--quiet", *extra],
+        url,
+        as_of=as_of,
+        capture_output=True,
+        text=True,
     )
 
 
-def rebuild_invoices(url: str) -> None:
+def rebuild_invoices(url: str, *, as_of: datetime | date) -> None:
     """The invoice models only (catalog views and snapshots unchanged since the last build)."""
     transform.run(
         ["build", "--select", "path:models/intermediate/billing", "path:models/marts/billing", "--exclude",
          *EXCLUDE, "test_type:unit", "--indirect-selection", "cautious", "--quiet"],
         url,
+        as_of=as_of,
         capture_output=True,
         text=True,
     )  # fmt: skip
@@ -71,8 +78,3 @@ def month(tmp_path: Path, url: str, period: date, **kwargs) -> GeneratedCatalog:
     catalog = generate_catalog(str(tmp_path), period=period, **kwargs)
     load_catalog(url, str(tmp_path))
     return catalog
-
-
-def current_month() -> date:
-    now = datetime.now(UTC)
-    return date(now.year, now.month, 1)

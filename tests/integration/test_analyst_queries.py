@@ -47,6 +47,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PERIOD = date(2026, 10, 1)
 NEXT = date(2026, 11, 1)
+# Every build is as of a named day, never today: October's close (drafts through November), and
+# the nightly build after the late event (still November, which carries the adjustment).
+CLOSED = datetime(2026, 11, 1, tzinfo=UTC)
+REBUILT = datetime(2026, 11, 21, tzinfo=UTC)
 DAYS = 31
 QUOTA_TOKENS = 5_000_000  # one on-time event that takes its tenant over the llm quota
 LATE_TOKENS = 250_000  # arrives after the month was issued
@@ -136,7 +140,7 @@ def _build_month(url: str, landing: str, outbox: str) -> dict:
         _insert_event(db, quota_sub, datetime(2026, 10, 20, 13, 5, tzinfo=UTC), QUOTA_TOKENS, "big-1")
 
     # Seeds, catalog snapshots and models in one dbt call; dbt's tests have their own modules.
-    transform.run(["build", "--exclude", "resource_type:test", "resource_type:unit_test", "--quiet"], url)
+    transform.run(["build", "--exclude", "resource_type:test", "resource_type:unit_test", "--quiet"], url, as_of=CLOSED)
     # The gate's other checks as the close runs them; the dbt tests are left to their own modules.
     run_suites(url, "2026-10", dbt_select=None)
     require_pass(evaluate_gate(url, "2026-10", actor="test", require_dbt=False))
@@ -156,7 +160,7 @@ def _build_month(url: str, landing: str, outbox: str) -> dict:
     dispute_invoice(url, disputed, reason="tenant contests the overage", actor="finance@meterline.example")
     with warehouse.connect(url, autocommit=True) as db:
         _insert_event(db, late_sub, datetime(2026, 10, 28, 9, 30, tzinfo=UTC), LATE_TOKENS, "late-1")
-    transform.run(["run", "--select", "usage_hourly+", "usage_metered_hourly+", "--quiet"], url)
+    transform.run(["run", "--select", "usage_hourly+", "usage_metered_hourly+", "--quiet"], url, as_of=REBUILT)
     return {
         "url": url,
         "outbox": Zone(outbox),
@@ -446,7 +450,7 @@ def docs(month, s3_endpoint):
             mp.setenv(var, value)
         boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
         outbox = f"s3://{bucket}/outbox"
-        site = publish_dbt_docs(month["url"], outbox)
+        site = publish_dbt_docs(month["url"], REBUILT, outbox)
         yield {"site": site, "zone": Zone(outbox), "outbox": outbox}
 
 

@@ -20,6 +20,7 @@ from meterline.quality import run_suites
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PERIOD = date(2026, 10, 1)
+AS_OF = date(2026, 11, 1)  # October's close
 
 
 def _drafts(db):
@@ -37,7 +38,7 @@ def test_real_drafts_gate_emit_and_show_as_issued(warehouse_url, db, tmp_path):
     gb_rates = db.execute("select country, rate, valid_from, valid_to, source_file from raw.catalog_tax_rates"
                           " where country = 'GB'").fetchall()  # fmt: skip
     db.execute("delete from raw.catalog_tax_rates where country = 'GB'")
-    build_invoices(warehouse_url)
+    build_invoices(warehouse_url, as_of=AS_OF)
     period_feeds(db, PERIOD.isoformat(), usage[0][0])
     drafts = _drafts(db)
     gb = {d[0] for d in drafts if d[1] == "GB"}
@@ -67,7 +68,7 @@ def test_real_drafts_gate_emit_and_show_as_issued(warehouse_url, db, tmp_path):
         assert lines == pre_tax, draft_id  # the copied lines add up to subtotal - credits
 
     # dbt now shows them issued; the GB drafts show the gate's reasons.
-    build_invoices(warehouse_url)
+    build_invoices(warehouse_url, as_of=AS_OF)
     shown = {d[0]: d[2] for d in _drafts(db)}
     assert {k for k, v in shown.items() if v == "issued"} == {d[0] for d in drafts} - gb
     assert {k for k, v in shown.items() if v == "blocked"} == gb
@@ -79,7 +80,7 @@ def test_real_drafts_gate_emit_and_show_as_issued(warehouse_url, db, tmp_path):
             " values (%s, %s, %s, %s, %s)",
             row,
         )
-    build_invoices(warehouse_url)
+    build_invoices(warehouse_url, as_of=AS_OF)
     run_suites(warehouse_url, "2026-10", dbt_select=None)
     decision = evaluate_gate(warehouse_url, "2026-10", require_dbt=False)
     assert decision.passed and decision.blocked_invoices == {}, decision.summary()

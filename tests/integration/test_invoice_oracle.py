@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from _billing_month import build_invoices, current_month, month, put_usage
+from _billing_month import build_invoices, month, put_usage
 from oracle.pricing import price_catalog
 from oracle.usage import generate_usage
 
@@ -17,6 +17,8 @@ from meterline import transform
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PERIOD = date(2026, 10, 1)
+# Built as of October's close: drafts for every month through November (the month of as_of).
+AS_OF = date(2026, 11, 1)
 
 # The pricing scenarios written as dbt unit tests (given / expect, models/*/billing/_billing__models.yml).
 SCENARIOS = {
@@ -49,7 +51,7 @@ def test_unit_tests_pass_and_dbt_invoices_equal_the_oracle(warehouse_url, db, tm
     catalog = month(tmp_path, warehouse_url, PERIOD)
     usage = generate_usage(catalog.files["subscriptions.csv"], datetime(2026, 10, 1, tzinfo=UTC))
     put_usage(db, usage)
-    build_invoices(warehouse_url, unit_tests=True)
+    build_invoices(warehouse_url, as_of=AS_OF, unit_tests=True)
 
     # dbt ran every pricing unit test (each right before its model) and all passed.
     results = json.loads((transform.target_dir() / "run_results.json").read_text())["results"]
@@ -57,7 +59,7 @@ def test_unit_tests_pass_and_dbt_invoices_equal_the_oracle(warehouse_url, db, tm
     assert unit == dict.fromkeys(SCENARIOS, "pass")
     assert all(r["status"] in ("pass", "success") for r in results)
 
-    oracle = price_catalog(catalog.files, usage, through=max(current_month(), PERIOD))
+    oracle = price_catalog(catalog.files, usage, through=AS_OF)
     headers, lines = _invoices(db)
     assert set(headers) == set(oracle)
     mismatches = []
@@ -88,7 +90,7 @@ def test_missing_tax_rate_and_missing_price_block_only_their_invoices(warehouse_
     db.execute("delete from raw.catalog_tax_rates where country = 'GB'")
     db.execute("delete from raw.catalog_price_components where plan_id = 'pro-usd' and metric_code = 'compute_ms'")
     db.execute("delete from raw.catalog_price_tiers where plan_id = 'pro-usd' and metric_code = 'compute_ms'")
-    build_invoices(warehouse_url)
+    build_invoices(warehouse_url, as_of=AS_OF)
 
     rows = db.execute(
         "select h.invoice_id, h.status, h.blocked_reason, t.country, h.total"

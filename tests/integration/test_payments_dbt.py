@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -31,7 +32,10 @@ def test_mismatches_reach_recon_exceptions_and_the_report(db, warehouse_url, tmp
     )
 
     transform.run(
-        ["build", "--select", "+recon_exceptions", "+rpt_payment_reconciliation"], warehouse_url, capture_output=True
+        ["build", "--select", "+recon_exceptions", "+rpt_payment_reconciliation"],
+        warehouse_url,
+        as_of=date(2025, 5, 1),  # April's close
+        capture_output=True,
     )
 
     exceptions = db.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from datetime import date
+from datetime import UTC, date, datetime
 
 WEBHOOK_ENV = "METERLINE_BUDGET_WEBHOOK_URL"
 
@@ -19,7 +19,8 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     from meterline.budgets.refresh import refresh
 
     try:
-        result = refresh(None, args.as_of)
+        # A manual run is as of the day it is started unless told otherwise (--help says so).
+        result = refresh(None, args.as_of or datetime.now(UTC).date())
     except RuntimeError as exc:
         _say(str(exc))
         return 1
@@ -45,7 +46,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         "refresh",
         help="rebuild budget_master and budget_status as of a day, then alert each threshold newly crossed",
     )
-    rf.add_argument("--as-of", type=date.fromisoformat, help="the day budgets are measured on (default today, UTC)")
+    rf.add_argument(
+        "--as-of",
+        type=date.fromisoformat,
+        help="the day budgets are measured on, YYYY-MM-DD (default: today, UTC, for a manual run)",
+    )
     rf.add_argument(
         "--webhook", default=os.environ.get(WEBHOOK_ENV), help=f"where alerts are posted (default ${WEBHOOK_ENV})"
     )

@@ -10,10 +10,9 @@ budget_status was left alone.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 
 from meterline import warehouse
@@ -67,22 +66,22 @@ def _missing(conninfo: str, names: tuple[str, ...]) -> list[str]:
         return [n for n in names if conn.execute("select to_regclass(%s)", [n]).fetchone()[0] is None]
 
 
-def refresh(conninfo: str | None = None, as_of: date | None = None) -> RefreshResult:
-    """Rebuild budget_master and (when its inputs exist) budget_status as of `as_of` (default today, UTC)."""
+def refresh(conninfo: str | None, as_of: date) -> RefreshResult:
+    """Rebuild budget_master and (when its inputs exist) budget_status as of the day `as_of` (UTC):
+    the DAG's run day, or what the operator names (`meterline budgets refresh --as-of`)."""
     from meterline import transform
 
     conninfo = conninfo or warehouse.url()
-    as_of = as_of or datetime.now(UTC).date()
     missing = _missing(conninfo, STATUS_NEEDS)
     models = [*MASTER_MODELS] + ([] if missing else [STATUS_MODEL])
     done = transform.run(
-        ["build", "--select", *models, "--indirect-selection", "cautious",
-         "--vars", json.dumps({"budget_as_of": as_of.isoformat()})],
+        ["build", "--select", *models, "--indirect-selection", "cautious"],
         conninfo,
+        as_of=as_of,
         check=False,
         capture_output=True,
         text=True,
-    )  # fmt: skip
+    )
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
         raise RuntimeError(f"dbt build of {' '.join(models)} failed (budget data not refreshed):\n{tail}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time
 
 _PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -28,6 +28,12 @@ class Period:
             first = date(int(match.group(1)), int(match.group(2)), 1)
         following = date(first.year + 1, 1, 1) if first.month == 12 else date(first.year, first.month + 1, 1)
         return cls(first, following)
+
+    @property
+    def closes_at(self) -> datetime:
+        """The instant the month ends (the next month's first midnight, UTC): what its close is
+        as of (dbt var as_of), so re-running a close gives the same drafts whatever the day."""
+        return datetime.combine(self.end, time(), UTC)
 
     @property
     def label(self) -> str:

@@ -421,13 +421,14 @@ def _run_gx_suite(gx: Any, context: Any, datasource: Any, suite: Suite, query: s
     return results
 
 
-def _run_dbt_tests(conninfo: str, select: str) -> list[ExpectationResult]:
+def _run_dbt_tests(conninfo: str, select: str, period: Period) -> list[ExpectationResult]:
     from meterline import transform
 
     with tempfile.TemporaryDirectory(prefix="meterline-dq-dbt-") as scratch:
         done = transform.run(
             ["test", "--select", *select.split(), "--target-path", scratch],
             conninfo,
+            as_of=period.closes_at,
             check=False,
             capture_output=True,
             text=True,
@@ -509,7 +510,7 @@ def run_suites(
         for suite, query in runnable:
             results += _run_gx_suite(gx, context, datasource, suite, query)
     if dbt_select:
-        results += _run_dbt_tests(conninfo, dbt_select)
+        results += _run_dbt_tests(conninfo, dbt_select, period)
     with warehouse.transaction(conninfo) as conn:
         for r in results:
             conn.execute(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
 from meterline import landing, transform
@@ -27,19 +28,19 @@ class DocsSite:
     files: list[str]  # every URL written
 
 
-def generate(conninfo: str, target_path: Path) -> Path:
+def generate(conninfo: str, target_path: Path, as_of: datetime | date) -> Path:
     """`dbt docs generate --static` into `target_path` (not the shared target folder, whose
     manifest the DAGs read); returns the folder. The catalog is read from the warehouse, so run
-    it after the models are built."""
-    transform.run(["docs", "generate", "--static", "--target-path", str(target_path), "--quiet"], conninfo)
+    it after the models are built; the compiled SQL shown is as of `as_of` (the build's)."""
+    transform.run(["docs", "generate", "--static", "--target-path", str(target_path), "--quiet"], conninfo, as_of=as_of)
     return target_path
 
 
-def publish_dbt_docs(conninfo: str, outbox_url: str | None = None) -> DocsSite:
+def publish_dbt_docs(conninfo: str, as_of: datetime | date, outbox_url: str | None = None) -> DocsSite:
     """Generate the docs against the warehouse and copy them to the outbox (local or s3://)."""
     zone = landing.outbox(outbox_url)
     with tempfile.TemporaryDirectory(prefix="meterline-dbt-docs-") as scratch:
-        built = generate(conninfo, Path(scratch) / "target")
+        built = generate(conninfo, Path(scratch) / "target", as_of)
         written = [
             zone.write_bytes(f"{DOCS_PREFIX}/{name}", (built / source).read_bytes())
             for source, name in PUBLISHED.items()

@@ -3,9 +3,10 @@
 -- dates from the segment's start date (inclusive) to its end date (exclusive), so a change at
 -- midnight on the 15th gives 14 + 17 days in a 31-day month.
 --
--- Months priced: from each row's start to its end, and for open rows through the current month
--- (or the last month with usage, if later). Vars invoice_period_from / invoice_period_to
--- (YYYY-MM-DD, first of a month, inclusive) narrow the months, e.g. for one close or a benchmark.
+-- Months priced: from each row's start to its end, and for open rows through the month of the
+-- run's as-of instant (var as_of, macros/as_of.sql), or the last month with usage if later.
+-- Vars invoice_period_from / invoice_period_to (YYYY-MM-DD, first of a month, inclusive) narrow
+-- the months, e.g. for one close or a benchmark.
 
 with
 
@@ -25,7 +26,7 @@ horizon as (
 
     select
         greatest(
-            date_trunc('month', current_timestamp at time zone 'UTC'),
+            date_trunc('month', {{ as_of() }} at time zone 'UTC'),
             date_trunc('month', usage.last_usage_hour at time zone 'UTC')
         )::date as last_period_start
     from usage

@@ -1,5 +1,6 @@
 -- The usage limits in force (current catalog), one per subscription and event type, with the
--- metric they limit. active: the subscription has a row running now.
+-- metric they limit. active: the subscription has a row running at the run's as-of instant
+-- (var as_of).
 
 with
 
@@ -27,8 +28,8 @@ subscription_state as (
         subscription_id,
         min(tenant_id) as tenant_id,
         bool_or(
-            started_at <= current_timestamp
-            and (ended_at is null or ended_at > current_timestamp)
+            started_at <= {{ as_of() }}
+            and (ended_at is null or ended_at > {{ as_of() }})
         ) as is_running
     from subscriptions
     group by 1

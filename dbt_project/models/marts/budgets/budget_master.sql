@@ -1,5 +1,5 @@
-{#- The budgets as of this build: one row per budget for the current month (var budget_as_of,
-    default today), with last_refreshed_at = when this build ran. The daily refresh rebuilds
+{#- The budgets as of this build: one row per budget for the month of the run's as-of day (var
+    as_of), with last_refreshed_at = when this build ran (an audit time, the wall clock). The daily refresh rebuilds
     it; a budget refreshed more than 24 h before the gate's suites run (or never) fails the
     freshness suite (check budgets_refreshed_within_24h) and blocks the period. -#}
 with
@@ -16,7 +16,7 @@ select
     case when scope_type = 'service' then scope_id end as service,
     scope_type,
     scope_id,
-    cast(date_trunc('month', {{ budget_as_of() }}) as date) as period_start,
+    cast(date_trunc('month', {{ as_of_date() }}) as date) as period_start,
     amount,
     currency,
     thresholds,

@@ -1,8 +1,8 @@
 {#- Per budget and month: actual spend (tenant: invoice_header's pre-tax amount after credits;
     service: fact_cost_raw's billed cost, USD) in the budget's currency (reference rates of the
-    currencies seed), the run-rate forecast for the month as of var budget_as_of, pct_used, the
-    thresholds crossed, and the state: breached at 100 % or more, warning from the lowest
-    threshold, else ok. -#}
+    currencies seed), the run-rate forecast for the month as of the run's as-of day (var as_of),
+    pct_used, the thresholds crossed, and the state: breached at 100 % or more, warning from the
+    lowest threshold, else ok. -#}
 with
 
 budgets as (
@@ -48,7 +48,7 @@ periods as (
 
     select distinct scope_type, scope_id, period_start from spend
     union
-    select scope_type, scope_id, cast(date_trunc('month', {{ budget_as_of() }}) as date) from budgets
+    select scope_type, scope_id, cast(date_trunc('month', {{ as_of_date() }}) as date) from budgets
 
 ),
 
@@ -63,7 +63,7 @@ actuals as (
         target.minor_units,
         coalesce(sum(spend.spend * source_rate.usd_per_unit / target.usd_per_unit), 0) as actual_exact,
         cast((periods.period_start + interval '1 month') as date) - periods.period_start as days_in_period,
-        least(greatest({{ budget_as_of() }} - periods.period_start + 1, 0),
+        least(greatest({{ as_of_date() }} - periods.period_start + 1, 0),
             cast((periods.period_start + interval '1 month') as date) - periods.period_start) as days_elapsed
     from budgets
     inner join periods
