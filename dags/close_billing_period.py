@@ -45,7 +45,9 @@ def close_billing_period():
         from meterline.close import resolve_period
 
         context = get_current_context()
-        return resolve_period(context["params"]["period"], context["logical_date"] or pendulum.now("UTC"))
+        # A run triggered without a logical date closes the month before it was triggered
+        # (run_after, fixed for the run): re-running its tasks later closes the same month.
+        return resolve_period(context["params"]["period"], context["logical_date"] or context["dag_run"].run_after)
 
     @task
     def build(period: str) -> dict:
