@@ -425,6 +425,13 @@ def _load(conn: psycopg.Connection, zone: Zone, delivery: Delivery) -> Outcome:
             "update raw.cur_deliveries set superseded_by = %s, superseded_at = now() where delivery_id = %s",
             [delivery_id, live["delivery_id"]],
         )
+    # What waited in this group (a half-written refresh) will never load now.
+    conn.execute(
+        "update raw.cur_deliveries set status = 'skipped',"
+        " error = 'its files changed before it could load: replaced by delivery ' || %s"
+        " where delivery_group = %s and status = 'waiting' and delivery_id <> %s",
+        [delivery_id, delivery.group, delivery_id],
+    )
     reloaded = bool(mine and mine["status"] == "loaded")
     audit.record(
         conn,
@@ -504,8 +511,6 @@ def run(conninfo: str | None = None, landing_url: str | None = None) -> RunSumma
 def _decide(conninfo: str, zone: Zone, delivery: Delivery, seen: tuple[str, int | None] | None) -> Outcome:
     """Load the delivery, or say why not (and record it)."""
     period = delivery.billing_period
-    if seen and seen[0] == "loaded" and seen[1] is None:
-        return Outcome(delivery.key, period, "skipped", "already live")
     if delivery.ambiguous:
         record(conninfo, delivery, "failed", delivery.reason)
         return Outcome(delivery.key, period, "failed", delivery.reason)
@@ -513,6 +518,8 @@ def _decide(conninfo: str, zone: Zone, delivery: Delivery, seen: tuple[str, int 
         if seen is None or seen[0] in ("skipped", "waiting"):
             record(conninfo, delivery, "skipped", delivery.reason)
         return Outcome(delivery.key, period, "skipped", delivery.reason)
+    if seen and seen[0] == "loaded" and seen[1] is None:
+        return Outcome(delivery.key, period, "skipped", "already live")
     if delivery.waiting:
         reason = f"waiting: {delivery.waiting}; a later run loads it"
         record(conninfo, delivery, "waiting", reason)
