@@ -4,6 +4,8 @@ outcome: what is live, the ledger rows, the reasons. Legacy CSV cases use the re
 
 from __future__ import annotations
 
+import csv
+import json
 import logging
 import os
 from datetime import UTC, date, datetime
@@ -18,7 +20,7 @@ from meterline.cur.generate import write_report_status
 from meterline.cur.load import run
 from meterline.landing import Zone
 
-from .conftest import cost_of, legacy_rows, write_legacy
+from .conftest import CUR2_ROWS, cost_of, legacy_rows, write_legacy
 
 pytestmark = pytest.mark.integration
 
@@ -390,3 +392,52 @@ def test_currency_of_each_line_is_stored_and_the_ledger_lists_them(db, warehouse
         " group by 1 order by 1"
     ).fetchall()
     assert by_currency == [("JPY", 1, Decimal("250")), ("USD", 2, Decimal("100.50"))]
+
+
+def test_cur2_executions_of_the_real_sample_the_latest_folder_stamp_is_current_whatever_the_file_times(
+    db, warehouse_url, landing: Path
+):
+    """The CUR 2.0 sample's NeeStandardCostReport export holds seven executions of 2024-03, each in a
+    `<timestamp>-<executionId>` folder as AWS names them; their manifests here carry no time, and
+    the oldest execution's files are the most recently written."""
+    with CUR2_ROWS.open(newline="") as handle:
+        rows = [
+            r for r in csv.DictReader(handle) if "/NeeStandardCostReport/data/BILLING_PERIOD=2024-03/" in r["_file"]
+        ]
+    by_file: dict[str, list[dict]] = {}
+    for row in rows:
+        by_file.setdefault(row["_file"], []).append(row)
+    assert len(by_file) == 7
+    zone = Zone(str(landing))
+    export = "cur/cds/NeeStandardCostReport"
+    for key, file_rows in sorted(by_file.items(), reverse=True):  # the oldest written last
+        rel = f"{export}/{key.split('/NeeStandardCostReport/', 1)[1]}"
+        _write_parquet(zone, rel, pa.Table.from_pylist(file_rows))
+        folder = rel.rsplit("/", 2)[1]
+        manifest = {
+            "executionId": folder.split("Z-", 1)[1],
+            "billingPeriod": {"start": "2024-03-01T00:00:00.000Z"},
+            "dataFiles": [f"s3://bucket/{key}"],
+        }
+        zone.write_bytes(
+            f"{export}/metadata/BILLING_PERIOD=2024-03/{folder}/NeeStandardCostReport-Manifest.json",
+            json.dumps(manifest).encode(),
+        )
+
+    summary = run(warehouse_url, str(landing))
+
+    latest = "6b622448-daaa-439c-92f1-afc727f1e0a3"
+    assert [(o.key.rsplit(":", 1)[-1], o.status) for o in summary.outcomes if o.status == "loaded"] == [
+        (latest, "loaded")
+    ]
+    skipped = [o.reason for o in summary.outcomes if o.status == "skipped"]
+    assert len(skipped) == 6
+    assert all(
+        r.startswith(f"not current: {latest} of 2024-04-02T13:14:43Z is newer (this one 2024-0") for r in skipped
+    )
+    expected_ids = [r["identity_line_item_id"] for r in by_file[next(k for k in by_file if latest in k)]]
+    live_ids = db.execute("select identity_line_item_id from raw.cur_line_items order by line_seq").fetchall()
+    assert [r[0] for r in live_ids] == expected_ids
+    assert db.execute(
+        "select count(*), count(*) filter (where status = 'skipped') from raw.cur_deliveries"
+    ).fetchone() == (7, 6)
