@@ -5,7 +5,9 @@ Loads AWS Cost and Usage Report deliveries from `LANDING_URL/cur/` (local or `s3
 `raw.cur_line_items`, every 6 hours. Legacy CUR (CSV.gz with manifest), legacy Athena-style
 Parquet and CUR 2.0 Parquet are all found; each new delivery is loaded in order (billing period,
 then delivery time) and replaces its whole billing period in one transaction. A delivery already
-loaded, or with the same files as the live one, is skipped. `raw.cur_deliveries` is the ledger.
+loaded, or with the same files as the live one, is skipped, and so is one that is not the current
+delivery AWS names for its period (the log says why). A delivery AWS is still writing (the report's
+status UPDATING, or a partition first seen) waits for a later run. `raw.cur_deliveries` is the ledger.
 
 The log states the deliveries found, loaded, skipped and failed, and rows and cost per period.
 A delivery that cannot be loaded (a truncated or corrupt file) leaves the previous delivery of its
@@ -46,6 +48,8 @@ def ingest_aws_cur():
         if not summary.by_status("loaded"):
             if summary.failed:
                 raise RuntimeError("no CUR delivery loaded; failed: " + "; ".join(summary.failed))
+            if summary.waiting:
+                raise AirflowSkipException("no CUR delivery loaded; waiting: " + "; ".join(summary.waiting))
             raise AirflowSkipException("no new CUR delivery")
         return report
 

@@ -21,7 +21,7 @@ def test_ingest_aws_cur_loads_new_deliveries_then_skips(airflow, warehouse_url, 
     done = airflow_env.dags_test("ingest_aws_cur", env)
 
     output = done.stdout + done.stderr
-    assert "CUR deliveries: 4 found, 4 loaded, 0 skipped, 0 failed" in output
+    assert "CUR deliveries: 4 found, 2 loaded, 2 skipped, 0 waiting, 0 failed" in output
     assert f"period 2025-03: 300 rows, unblended {months[0].decimal('unblended')}" in output
     with warehouse.connect(warehouse_url, autocommit=True) as conn:
         totals = conn.execute(
@@ -37,6 +37,6 @@ def test_ingest_aws_cur_loads_new_deliveries_then_skips(airflow, warehouse_url, 
     # the run succeeds. A failing delivery is covered by tests/integration/cur (Airflow would wait
     # out the retry delays here).
     again = airflow_env.dags_test("ingest_aws_cur", env)
-    assert "CUR deliveries: 4 found, 0 loaded, 4 skipped, 0 failed" in again.stdout + again.stderr
+    assert "CUR deliveries: 4 found, 0 loaded, 4 skipped, 0 waiting, 0 failed" in again.stdout + again.stderr
     with warehouse.connect(warehouse_url, autocommit=True) as conn:
         assert conn.execute("select count(*) from raw.cur_deliveries").fetchone()[0] == 4

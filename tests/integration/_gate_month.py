@@ -36,13 +36,13 @@ create table marts.fact_cost_raw (
     billing_period date, line_item_line_item_type text, line_item_product_code text,
     line_item_usage_start_date timestamptz, line_item_usage_end_date timestamptz, line_item_usage_account_id text,
     line_item_resource_id text, unblended_cost numeric, billed_cost numeric, amortized_cost numeric,
-    resource_tags_user_tenant_id text, tags jsonb);
+    resource_tags_user_tenant_id text, tags jsonb, billing_currency text default 'USD');
 create table marts.fact_cost_allocated (
     billing_period date, usage_date date, tenant_id text, service text, allocated_cost numeric,
-    allocation_method text, rule_version int, is_quarantined boolean);
+    allocation_method text, rule_version int, is_quarantined boolean, currency text default 'USD');
 create table marts.recon_summary (
     recon_id text, period_start date, service text, raw_cost numeric, allocated_cost numeric, variance numeric,
-    variance_pct numeric, status text);
+    variance_pct numeric, status text, currency text default 'USD', status_reason text);
 """
 _INVOICE_DDL = """
 create table marts.invoice_header (

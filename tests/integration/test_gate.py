@@ -43,9 +43,9 @@ def test_clean_month_passes_every_check(month, db):
         "select count(*), bool_and(passed), count(distinct run_id) from ops.invoice_gate"
         " where period_start = '2025-03-01'"
     ).fetchone()
-    # 24 expectations (usage 7, allocation 2, coverage 2, drafts 8, rejection 1, freshness 4)
+    # 23 expectations (usage 7, allocation 1, coverage 2, drafts 8, rejection 1, freshness 4)
     # + reconciliation + pricing configuration. No budgets at all: budget freshness passes.
-    assert rows == (26, True, 1)
+    assert rows == (25, True, 1)
     assert db.execute("select action from ops.audit_log where resource = 'period:2025-03'").fetchall() == [
         ("gate.passed",)
     ]

@@ -47,12 +47,17 @@ def cmd_load(args: argparse.Namespace) -> int:
 
     summary = run(landing_url=args.landing)
     report = summarise(summary)
-    _say(f"CUR deliveries: {report['found']} found, {report['loaded']} loaded, {report['skipped']} skipped")
+    _say(
+        f"CUR deliveries: {report['found']} found, {report['loaded']} loaded, {report['skipped']} skipped,"
+        f" {len(report['waiting'])} waiting"
+    )
     for period, figures in sorted(report["periods"].items()):
         _say(
             f"  {period}: {figures['rows']} rows,"
             f" unblended {figures['unblended_cost']}, billed {figures['billed_cost']}"
         )
+    for waiting in report["waiting"]:
+        _say(f"  WAITING {waiting}")
     for failure in report["failed"]:
         _say(f"  FAILED {failure}")
     return 1 if report["failed"] else 0

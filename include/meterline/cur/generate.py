@@ -400,7 +400,8 @@ def write_legacy_parquet(
     report: str = "meterline-athena",
     rows_per_file: int = 500_000,
 ) -> list[str]:
-    """Athena-style legacy Parquet: `resource_tags_user_*` columns, overwritten in place per delivery."""
+    """Athena-style legacy Parquet: `resource_tags_user_*` columns, overwritten in place per delivery,
+    and the report's status file (READY once the files are written)."""
     legacy = _legacy_columns(table.drop_columns(["line_item_net_unblended_cost"]))
     from meterline.cur.normalise import snake, tag_key
 
@@ -419,7 +420,17 @@ def write_legacy_parquet(
         pq.write_table(chunk, sink, compression="snappy")
         zone.write_bytes(rel, sink.getvalue().to_pybytes())
         written.append(rel)
+    write_report_status(zone, f"{root}/{report}", "READY")
     return written
+
+
+def write_report_status(zone: Zone, report_dir: str, status: str) -> str:
+    """The status AWS keeps beside an Athena-integrated report: READY, or UPDATING while it rewrites."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"status": [status]}), sink)
+    rel = f"{report_dir}/cost_and_usage_data_status/cost_and_usage_data_status.parquet"
+    zone.write_bytes(rel, sink.getvalue().to_pybytes())
+    return rel
 
 
 def generate(

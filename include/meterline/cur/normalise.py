@@ -43,6 +43,13 @@ def tag_key(key: str) -> str:
     return _NON_ALNUM.sub("_", key.lower()).strip("_")
 
 
+def column_name(raw_name: str) -> str:
+    """A file's column as `normalise` names it: `resourceTags/user:team` -> `resource_tags_user_team`."""
+    if raw_name.startswith("resourceTags/"):
+        return f"{TAG_PREFIX}_{tag_key(raw_name.split('/', 1)[1])}"
+    return snake(raw_name)
+
+
 @dataclass(frozen=True)
 class Normalised:
     table: pa.Table  # typed columns (as text, for COPY) + tags + extras
@@ -181,9 +188,8 @@ def normalise(
     for raw_name, chunked in zip(table.column_names, table.columns, strict=True):
         values = chunked.combine_chunks() if isinstance(chunked, pa.ChunkedArray) else chunked
         if raw_name.startswith("resourceTags/"):
-            key = tag_key(raw_name.split("/", 1)[1])
-            seen.append(f"{TAG_PREFIX}_{key}")
-            tag_members.append(_member(key, values))
+            seen.append(column_name(raw_name))
+            tag_members.append(_member(tag_key(raw_name.split("/", 1)[1]), values))
             continue
         name = snake(raw_name)
         seen.append(name)

@@ -84,6 +84,21 @@ def parquet_batches(zone: Zone, rel: str) -> Iterator[tuple[int, pa.RecordBatch]
         raw.close()
 
 
+def column_names(zone: Zone, rel: str) -> list[str]:
+    """The file's column names as written (CSV header, Parquet schema), read before any row."""
+    uri = zone.uri(rel)
+    if rel.endswith(".parquet"):
+        try:
+            with zone.open(rel) as raw:
+                return pq.ParquetFile(raw).schema_arrow.names
+        except (pa.ArrowInvalid, pa.ArrowException, OSError, EOFError) as exc:
+            raise CurFormatError(f"{uri}: row 1: not a readable Parquet file ({exc})") from exc
+    try:
+        return _header(zone, rel)
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise CurFormatError(f"{uri}: line 1: cannot read the header ({exc})") from exc
+
+
 def batches(zone: Zone, rel: str) -> Iterator[tuple[int, pa.RecordBatch]]:
     if rel.endswith(".parquet"):
         return parquet_batches(zone, rel)

@@ -166,8 +166,8 @@ def _recon_check(conn: psycopg.Connection, period: Period) -> GateCheck:
     if not _relation_exists(conn, "marts.recon_summary"):
         return GateCheck(RECON_CHECK, "period", False, "marts.recon_summary does not exist: build the reconciliation")
     rows = conn.execute(
-        "select recon_id, service, raw_cost, allocated_cost, variance_pct, status from marts.recon_summary"
-        " where period_start = %s order by service",
+        "select recon_id, service, raw_cost, allocated_cost, variance_pct, status, currency, status_reason"
+        " from marts.recon_summary where period_start = %s order by service, currency",
         [period.start],
     ).fetchall()
     if not rows:
@@ -178,9 +178,17 @@ def _recon_check(conn: psycopg.Connection, period: Period) -> GateCheck:
     if not failed:
         return GateCheck(RECON_CHECK, "period", True)
     recon_id = failed[0][0]
-    detail = ", ".join(
-        f"{svc} variance {pct} % (raw {raw}, allocated {alloc})" for _, svc, raw, alloc, pct, _ in failed
-    )
+    reasons = sorted({r[7] for r in failed if r[7]})
+    detail = "; ".join(
+        [
+            ", ".join(
+                f"{svc} variance {pct} % (raw {raw}, allocated {alloc}{'' if cur == 'USD' else ' ' + cur})"
+                for _, svc, raw, alloc, pct, _, cur, why in failed
+                if not why
+            ),
+            *reasons,
+        ]
+    ).strip("; ")
     return GateCheck(
         RECON_CHECK,
         "period",

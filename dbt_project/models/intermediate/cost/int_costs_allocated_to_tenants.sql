@@ -6,7 +6,9 @@
     - everything else lands in the quarantine pool (tenant_id null) with its reason: no rule,
       a rule of method tag or unallocated, a rule with no driver usage or no active tenant that
       day, or a tag naming a tenant the catalog does not know.
-    fact_cost_allocated rounds these to cents, conserving each service's period total. -#}
+    Each currency is allocated on its own (the same rule, the same weights): amounts in different
+    currencies are never summed. fact_cost_allocated rounds these to cents, conserving each
+    service's period total per currency. -#}
 with
 
 daily_costs as (
@@ -45,6 +47,7 @@ tagged as (
         daily_costs.billing_period,
         daily_costs.usage_date,
         daily_costs.service,
+        daily_costs.currency,
         tenants.tenant_id,
         daily_costs.cost as exact_cost,
         case when tenants.tenant_id is null then 'quarantine' else 'tag' end as allocation_method,
@@ -63,19 +66,21 @@ untagged as (
         billing_period,
         usage_date,
         service,
+        currency,
         sum(cost) as cost
     from daily_costs
     where tagged_tenant_id is null
-    group by billing_period, usage_date, service
+    group by billing_period, usage_date, service, currency
 
 ),
 
 rule_of_day as (
 
-    select distinct on (untagged.billing_period, untagged.usage_date, untagged.service)
+    select distinct on (untagged.billing_period, untagged.usage_date, untagged.service, untagged.currency)
         untagged.billing_period,
         untagged.usage_date,
         untagged.service,
+        untagged.currency,
         untagged.cost,
         rules.rule_version,
         rules.method,
@@ -85,7 +90,9 @@ rule_of_day as (
         on untagged.service = rules.service
         and untagged.usage_date >= rules.valid_from
         and (rules.valid_to is null or untagged.usage_date < rules.valid_to)
-    order by untagged.billing_period, untagged.usage_date, untagged.service, rules.rule_version desc nulls last
+    order by
+        untagged.billing_period, untagged.usage_date, untagged.service, untagged.currency,
+        rules.rule_version desc nulls last
 
 ),
 
@@ -110,6 +117,7 @@ weights as (
         rule_of_day.billing_period,
         rule_of_day.usage_date,
         rule_of_day.service,
+        rule_of_day.currency,
         active_tenants.tenant_id,
         cast(1 as numeric) as weight
     from rule_of_day
@@ -123,6 +131,7 @@ weights as (
         rule_of_day.billing_period,
         rule_of_day.usage_date,
         rule_of_day.service,
+        rule_of_day.currency,
         driver_usage.tenant_id,
         driver_usage.quantity as weight
     from rule_of_day
@@ -139,9 +148,10 @@ weight_totals as (
         billing_period,
         usage_date,
         service,
+        currency,
         sum(weight) as total_weight
     from weights
-    group by billing_period, usage_date, service
+    group by billing_period, usage_date, service, currency
 
 ),
 
@@ -151,6 +161,7 @@ shared as (
         weights.billing_period,
         weights.usage_date,
         weights.service,
+        weights.currency,
         weights.tenant_id,
         rule_of_day.cost * weights.weight / weight_totals.total_weight as exact_cost,
         rule_of_day.method as allocation_method,
@@ -161,10 +172,12 @@ shared as (
         on weights.billing_period = weight_totals.billing_period
         and weights.usage_date = weight_totals.usage_date
         and weights.service = weight_totals.service
+        and weights.currency = weight_totals.currency
     inner join rule_of_day
         on weights.billing_period = rule_of_day.billing_period
         and weights.usage_date = rule_of_day.usage_date
         and weights.service = rule_of_day.service
+        and weights.currency = rule_of_day.currency
 
 ),
 
@@ -174,6 +187,7 @@ quarantined as (
         rule_of_day.billing_period,
         rule_of_day.usage_date,
         rule_of_day.service,
+        rule_of_day.currency,
         cast(null as text) as tenant_id,
         rule_of_day.cost as exact_cost,
         'quarantine' as allocation_method,
@@ -191,6 +205,7 @@ quarantined as (
         on rule_of_day.billing_period = weight_totals.billing_period
         and rule_of_day.usage_date = weight_totals.usage_date
         and rule_of_day.service = weight_totals.service
+        and rule_of_day.currency = weight_totals.currency
     where weight_totals.total_weight is null or weight_totals.total_weight = 0
 
 ),
@@ -209,10 +224,11 @@ select
     billing_period,
     usage_date,
     service,
+    currency,
     tenant_id,
     allocation_method,
     rule_version,
     quarantine_reason,
     sum(exact_cost) as exact_cost
 from unioned
-group by billing_period, usage_date, service, tenant_id, allocation_method, rule_version, quarantine_reason
+group by billing_period, usage_date, service, currency, tenant_id, allocation_method, rule_version, quarantine_reason

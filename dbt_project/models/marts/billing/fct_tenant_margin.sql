@@ -2,8 +2,9 @@
 --
 -- revenue: the invoices' pre-tax amount after credits (subtotal - credits) in the tenant's
 -- currency, from invoice_header (issued figures where issued, else the draft's). Cost is
--- allocated in USD (fact_cost_allocated, quarantine pool excluded), so revenue is converted with
--- the indicative usd_per_unit of the currencies seed: a reporting rate, never used to bill.
+-- allocated in the CUR's currency, USD (fact_cost_allocated, quarantine pool excluded), so revenue
+-- (and any cost in another currency) is converted with the indicative usd_per_unit of the
+-- currencies seed: a reporting rate, never used to bill.
 -- gross_margin = revenue_usd - allocated_cost; margin_pct = gross_margin / revenue_usd x 100.
 -- A tenant with cost and no invoice (or the reverse) still has its row.
 
@@ -46,12 +47,16 @@ revenue as (
 
 cost as (
 
+    -- Cost allocated in another currency than USD (a CUR line's currency) is converted at the
+    -- same indicative rate as revenue, never added to USD as it is.
     select
-        tenant_id,
-        billing_period as month,
-        sum(allocated_cost) as allocated_cost
+        allocated.tenant_id,
+        allocated.billing_period as month,
+        {{ round_money('sum(allocated.allocated_cost * currencies.usd_per_unit)', 2) }} as allocated_cost
     from allocated
-    where tenant_id is not null
+    left join currencies
+        on currencies.currency = allocated.currency
+    where allocated.tenant_id is not null
     group by 1, 2
 
 ),

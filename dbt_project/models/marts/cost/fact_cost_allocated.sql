@@ -1,6 +1,7 @@
-{#- Billed CUR cost allocated per billing period, usage day, service and tenant (tenant_id null:
-    the quarantine pool), rounded to cents so that per service and period the allocated cost,
-    quarantine included, equals the raw cost rounded to the cent. Rounding: every row is floored
+{#- Billed CUR cost allocated per billing period, usage day, service, currency and tenant
+    (tenant_id null: the quarantine pool), rounded to cents so that per service, currency and
+    period the allocated cost, quarantine included, equals the raw cost rounded to the cent (a
+    negative total, credits above usage, included). Rounding: every row is floored
     to the cent, then the cents left over (target minus the floored sum) go one each to the rows
     with the largest remainders, ties by usage_date, tenant_id, method: deterministic, and no row
     moves by more than a cent. -#}
@@ -23,9 +24,10 @@ targets as (
     select
         billing_period,
         service,
+        currency,
         {{ round_money('sum(cost)', 2) }} as target_cost
     from daily_costs
-    group by billing_period, service
+    group by billing_period, service, currency
 
 ),
 
@@ -44,12 +46,14 @@ residues as (
     select
         floored.billing_period,
         floored.service,
+        floored.currency,
         cast(round((targets.target_cost - sum(floored.floored_cost)) * 100) as bigint) as residue_cents
     from floored
     inner join targets
         on floored.billing_period = targets.billing_period
         and floored.service = targets.service
-    group by floored.billing_period, floored.service, targets.target_cost
+        and floored.currency = targets.currency
+    group by floored.billing_period, floored.service, floored.currency, targets.target_cost
 
 ),
 
@@ -59,17 +63,18 @@ ranked as (
         floored.*,
         residues.residue_cents,
         row_number() over (
-            partition by floored.billing_period, floored.service
+            partition by floored.billing_period, floored.service, floored.currency
             order by floored.remainder desc, floored.usage_date, floored.tenant_id nulls last, floored.allocation_method
         ) as rank_up,
         row_number() over (
-            partition by floored.billing_period, floored.service
+            partition by floored.billing_period, floored.service, floored.currency
             order by floored.remainder asc, floored.usage_date, floored.tenant_id nulls last, floored.allocation_method
         ) as rank_down
     from floored
     inner join residues
         on floored.billing_period = residues.billing_period
         and floored.service = residues.service
+        and floored.currency = residues.currency
 
 ),
 
@@ -80,6 +85,7 @@ final as (
         usage_date,
         tenant_id,
         service,
+        currency,
         round(
             floored_cost
             + case

@@ -1,6 +1,8 @@
 {#- One row per CUR line of the live delivery of each billing period, with the three costs.
     Incremental (DESIGN.md: a big table): a build re-derives only the billing periods whose live
-    delivery differs from the one already here, replacing each such period whole
+    delivery differs from the one already here, or that were built with another tenant tag key
+    (TENANT_TAG_KEY changed: the key is the column tenant_tag_key, so the next run rebuilds every
+    period on the new key without a full refresh), replacing each such period whole
     (delete+insert keyed on billing_period), so a re-run never adds rows. -#}
 {{
     config(
@@ -31,7 +33,10 @@ live_deliveries as (
 
 ),
 
-{% if is_incremental() %}
+{#- A table built before tenant_tag_key existed is rebuilt whole: its key is unknown. -#}
+{% set has_key_column = is_incremental()
+    and 'tenant_tag_key' in (adapter.get_columns_in_relation(this) | map(attribute='name') | list) %}
+{% if has_key_column %}
 periods_to_rebuild as (
 
     select billing_period
@@ -41,6 +46,7 @@ periods_to_rebuild as (
         from {{ this }} as built
         where built.billing_period = live_deliveries.billing_period
             and built.delivery_id = live_deliveries.delivery_id
+            and built.tenant_tag_key = {{ cur_tag_key() }}
     )
 
 ),
@@ -72,6 +78,9 @@ costed as (
         line_items.line_item_usage_type,
         line_items.line_item_operation,
         line_items.line_item_currency_code,
+        -- The currency the line's costs are in: AWS writes it on every line (USD when empty, as
+        -- focus_costs reads it). Costs are summed per currency, never across.
+        coalesce(nullif(line_items.line_item_currency_code, ''), 'USD') as billing_currency,
         line_items.product_region_code,
 
         -- dates
@@ -105,6 +114,7 @@ costed as (
 
         -- tags
         nullif(line_items.tags ->> {{ cur_tag_key() }}, '') as resource_tags_user_tenant_id,
+        {{ cur_tag_key() }} as tenant_tag_key,
         line_items.tags,
         line_items.extras,
 

@@ -1,7 +1,10 @@
-{#- Raw CUR cost against allocated cost per period and service (DESIGN.md "reconciliation").
-    raw_cost is summed from fact_cost_raw directly, not from the allocation's inputs, so a join
-    that drops or duplicates cost shows up here. Status: failed above RECON_FAILURE_PCT,
-    warning above RECON_WARNING_PCT, else ok. -#}
+{#- Raw CUR cost against allocated cost per period, service and currency (DESIGN.md
+    "reconciliation"). raw_cost is summed from fact_cost_raw directly, not from the allocation's
+    inputs, so a join that drops or duplicates cost shows up here. Status: failed above
+    RECON_FAILURE_PCT, warning above RECON_WARNING_PCT, else ok; and failed for every row of a
+    period whose lines are in more than one currency: meterline has no configured conversion for
+    cost, so such a period cannot be reconciled as one bill (status_reason says so). A negative
+    total (credits above usage) is reconciled like any other. -#}
 with
 
 cost_lines as (
@@ -21,11 +24,12 @@ raw_by_service as (
     select
         billing_period,
         line_item_product_code as service,
+        billing_currency as currency,
         sum(billed_cost) as raw_cost_exact,
         sum(case when resource_tags_user_tenant_id is not null then billed_cost else 0 end) as tagged_cost,
         count(*) as line_count
     from cost_lines
-    group by billing_period, line_item_product_code
+    group by billing_period, line_item_product_code, billing_currency
 
 ),
 
@@ -34,10 +38,11 @@ allocated_by_service as (
     select
         billing_period,
         service,
+        currency,
         sum(allocated_cost) as allocated_cost,
         sum(case when is_quarantined then allocated_cost else 0 end) as quarantined_cost
     from allocated
-    group by billing_period, service
+    group by billing_period, service, currency
 
 ),
 
@@ -46,6 +51,7 @@ compared as (
     select
         coalesce(raw_by_service.billing_period, allocated_by_service.billing_period) as period_start,
         coalesce(raw_by_service.service, allocated_by_service.service) as service,
+        coalesce(raw_by_service.currency, allocated_by_service.currency) as currency,
         {{ round_money('coalesce(raw_by_service.raw_cost_exact, 0)', 2) }} as raw_cost,
         coalesce(raw_by_service.raw_cost_exact, 0) as raw_cost_exact,
         coalesce(allocated_by_service.allocated_cost, 0) as allocated_cost,
@@ -56,6 +62,18 @@ compared as (
     full outer join allocated_by_service
         on raw_by_service.billing_period = allocated_by_service.billing_period
         and raw_by_service.service = allocated_by_service.service
+        and raw_by_service.currency = allocated_by_service.currency
+
+),
+
+period_currencies as (
+
+    select
+        period_start,
+        count(distinct currency) as currency_count,
+        string_agg(distinct currency, ', ' order by currency) as currency_list
+    from compared
+    group by period_start
 
 ),
 
@@ -71,23 +89,43 @@ measured as (
         end as variance_pct
     from compared
 
+),
+
+judged as (
+
+    select
+        measured.*,
+        case
+            when period_currencies.currency_count > 1 then format(
+                'the period mixes currencies (%s) and no conversion is configured: costs are reconciled'
+                ' per currency, never summed into one bill',
+                period_currencies.currency_list
+            )
+        end as status_reason
+    from measured
+    inner join period_currencies
+        on measured.period_start = period_currencies.period_start
+
 )
 
 select
     'RECON-' || to_char(period_start, 'YYYY-MM') as recon_id,
     period_start,
     service,
+    currency,
     raw_cost,
     allocated_cost,
     variance,
     variance_pct,
     case
+        when status_reason is not null then 'failed'
         when variance_pct > {{ var('recon_failure_pct') }} then 'failed'
         when variance_pct > {{ var('recon_warning_pct') }} then 'warning'
         else 'ok'
     end as status,
+    status_reason,
     raw_cost_exact,
     tagged_cost,
     quarantined_cost,
     line_count
-from measured
+from judged

@@ -15,11 +15,13 @@ renamed as (
         delivery_key,
         assembly_id,
         superseded_by,
+        drift_against,
         bill_invoice_id,
 
         ---------- text
         format,
         report_name,
+        delivery_group,
         status,
         error,
         manifest_path,
@@ -40,11 +42,16 @@ renamed as (
         loaded_at,
         superseded_at,
 
-        ---------- drift
+        ---------- drift and currencies
+        drift_basis,
         columns,
         extra_columns,
         columns_added,
-        columns_removed
+        columns_removed,
+        tag_keys,
+        tag_keys_added,
+        tag_keys_removed,
+        currencies
 
     from source
 
