@@ -2,8 +2,10 @@
 ### close_billing_period
 
 The monthly close for one period (a UTC calendar month): build the invoice drafts and the
-reconciliation with dbt, run the data-quality suites, gate, emit the invoices that pass, and write
-the close report to `OUTBOX_URL/reports/YYYY-MM.html`.
+reconciliation with dbt (one build, tests included), run the data-quality suites, gate, emit the
+invoices that pass, and write the close report to `OUTBOX_URL/reports/YYYY-MM.html`. Each task
+calls the step of the same name in `meterline.close`; `meterline close --period YYYY-MM` runs
+the same steps at a terminal.
 
 Runs at 04:00 UTC on the 1st for the month that just ended. Trigger it by hand for another
 period with the param `period` (`YYYY-MM`); re-running a closed period is safe (issued invoices
@@ -59,10 +61,9 @@ def close_billing_period():
     @task
     def run_suites(period: str, _built: dict) -> dict:
         from meterline import warehouse
-        from meterline.quality.suites import run_suites
+        from meterline.close import run_suites
 
-        result = run_suites(warehouse.url(), period)
-        return {"expectations": len(result.results), "failed": len(result.failures)}
+        return run_suites(warehouse.url(), period)
 
     @task(retries=0)
     def gate(period: str, _suites: dict) -> dict:
@@ -88,10 +89,9 @@ def close_billing_period():
     @task(trigger_rule="all_done")
     def report(period: str) -> str:
         from meterline import warehouse
-        from meterline.invoicing.period import Period
-        from meterline.reporting.close_report import write_close_report
+        from meterline.close import report
 
-        return write_close_report(warehouse.url(), Period.parse(period).start)
+        return report(warehouse.url(), period)
 
     period = resolve_period()
     emitted = emit(period, gate(period, run_suites(period, build(period))))

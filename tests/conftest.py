@@ -38,15 +38,47 @@ def template_db(server_url: str):
     warehouse.drop_database(server_url, name)
 
 
-@pytest.fixture
-def warehouse_url(server_url: str, template_db: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh, bootstrapped database for this test; `WAREHOUSE_URL` points at it."""
+def _copy_of(server_url: str, template: str, monkeypatch: pytest.MonkeyPatch):
+    """A new database copied from `template` for one test, `WAREHOUSE_URL` pointing at it."""
     name = f"{_PREFIX}_{next(_counter)}"
-    warehouse.create_database(server_url, name, template=template_db)
+    warehouse.create_database(server_url, name, template=template)
     conninfo = warehouse.with_database(server_url, name)
     monkeypatch.setenv("WAREHOUSE_URL", conninfo)
     yield conninfo
     warehouse.drop_database(server_url, name)
+
+
+@pytest.fixture
+def warehouse_url(server_url: str, template_db: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, bootstrapped database for this test; `WAREHOUSE_URL` points at it."""
+    yield from _copy_of(server_url, template_db, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def billing_month(server_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The hand-written month (tests/handwritten_month.py) loaded and built once for the session,
+    in a database the tests copy (`month_url`); never used directly."""
+    from handwritten_month import build_month
+
+    name = f"{_PREFIX}_month"
+    warehouse.drop_database(server_url, name)
+    warehouse.create_database(server_url, name, template=template_db)
+    build_month(warehouse.with_database(server_url, name), tmp_path_factory.mktemp("handwritten") / "landing")
+    yield name
+    warehouse.drop_database(server_url, name)
+
+
+@pytest.fixture
+def month_url(server_url: str, billing_month: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh copy of the built hand-written month for this test; `WAREHOUSE_URL` points at it."""
+    yield from _copy_of(server_url, billing_month, monkeypatch)
+
+
+@pytest.fixture
+def month_db(month_url: str):
+    """An autocommit connection to the test's copy of the month, acting as the pipeline role."""
+    with warehouse.connect(month_url, autocommit=True) as conn:
+        yield conn
 
 
 @pytest.fixture
@@ -117,6 +149,12 @@ def dbt_manifest(server_url: str) -> Path:
 def airflow(airflow_home: Path, warehouse_url: str, dbt_manifest: Path) -> dict[str, str]:
     """The environment for an Airflow subprocess working on this test's database."""
     return airflow_env.environment(airflow_home, warehouse_url)
+
+
+@pytest.fixture
+def month_airflow(airflow_home: Path, month_url: str, dbt_manifest: Path) -> dict[str, str]:
+    """The environment for an Airflow subprocess working on this test's copy of the built month."""
+    return airflow_env.environment(airflow_home, month_url)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -97,6 +97,16 @@ class Zone:
             tmp.replace(target)
         return self.uri(relative)
 
+    def move(self, source: str, target: str) -> str:
+        """Rename `source` to `target` (on S3 a copy and a delete): `target` appears whole."""
+        if not self.is_s3:
+            Path(self._full(target)).parent.mkdir(parents=True, exist_ok=True)
+        self.fs.move(self._full(source), self._full(target))
+        return self.uri(target)
+
+    def delete(self, relative: str) -> None:
+        self.fs.delete_file(self._full(relative))
+
     def checksum(self, relative: str) -> str:
         """sha256 of the file's bytes, streamed."""
         digest = hashlib.sha256()

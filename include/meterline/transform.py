@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
@@ -118,3 +119,16 @@ def run(
     return subprocess.run(
         [dbt_executable(), *args], cwd=project_dir(), env=environment(conninfo), check=check, **kwargs
     )
+
+
+def run_for_results(
+    args: list[str], conninfo: str | None = None, *, as_of: datetime | date | None = None
+) -> tuple[list[dict] | None, str]:
+    """`dbt <args>` with its own target folder: the nodes' results (run_results.json `results`;
+    None when dbt did not get that far) and the tail of its output, for the message."""
+    with tempfile.TemporaryDirectory(prefix="meterline-dbt-") as scratch:
+        args = [*args, "--target-path", scratch]
+        done = run(args, conninfo, as_of=as_of, check=False, capture_output=True, text=True)
+        results_file = Path(scratch) / "run_results.json"
+        results = json.loads(results_file.read_text())["results"] if results_file.exists() else None
+    return results, "\n".join((done.stdout + done.stderr).splitlines()[-30:])

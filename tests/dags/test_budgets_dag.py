@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from _gate_month import add_budgets, build
+from _gate_month import add_budgets
 from test_budgets import Webhook
 
 from meterline import airflow_env
@@ -25,8 +25,8 @@ def test_webhook_url_from_an_http_connection():
     assert webhook_url("https://hooks.example.com/services/T1/") == "https://hooks.example.com/services/T1"
 
 
-def test_refresh_budgets_alerts_once(airflow, db):
-    build(db)
+def test_refresh_budgets_alerts_once(month_airflow, month_db):
+    airflow, db = month_airflow, month_db
     add_budgets(db)
     hook = Webhook()
     try:

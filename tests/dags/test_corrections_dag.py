@@ -13,13 +13,13 @@ from meterline import airflow_env
 from meterline.invoicing.emit import emit
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "integration"))
-from _gate_month import PERIOD, build, pass_gate
+from handwritten_month import PERIOD, pass_gate
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration, pytest.mark.slow]
 
 
-def test_credit_note_through_the_dag(airflow, warehouse_url, db, tmp_path):
-    build(db)
+def test_credit_note_through_the_dag(month_airflow, month_url, month_db, tmp_path):
+    airflow, warehouse_url, db = month_airflow, month_url, month_db
     pass_gate(warehouse_url)
     outbox = tmp_path / "outbox"
     emit(warehouse_url, PERIOD, str(outbox), issued_at=datetime(2025, 4, 2, tzinfo=UTC))

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from _gate_month import PERIOD, SUB, TOTALS, build, pass_gate
+from handwritten_month import PERIOD, SUB, TOTALS, pass_gate
 from psycopg import sql
 
 from meterline import transform
@@ -157,10 +157,10 @@ def test_operator_and_deployment_login_read_every_row(db, warehouse_url, new_log
         assert deploy.execute("select count(*) from billing.invoice_line_items").fetchone() == (4,)
 
 
-def test_tenant_views_show_each_tenant_only_its_rows(db, warehouse_url, tmp_path):
+def test_tenant_views_show_each_tenant_only_its_rows(month_db, month_url, tmp_path):
     # A real month through the real emitter and a real credit note: the pipeline writes with
     # row-level security forced on billing.
-    build(db)
+    db, warehouse_url = month_db, month_url
     pass_gate(warehouse_url)
     result = emit(warehouse_url, PERIOD, str(tmp_path / "outbox"), issued_at=datetime(2025, 4, 2, tzinfo=UTC))
     assert len(result.issued) == 3

@@ -11,7 +11,7 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-from _gate_month import add_budgets, build
+from _gate_month import add_budgets
 
 from meterline import cli
 from meterline.budgets.alerts import pending, send_alerts
@@ -56,18 +56,20 @@ def webhook():
 
 
 @pytest.fixture
-def month(db, warehouse_url: str) -> str:
-    build(db)  # invoice_header and fact_cost_raw of March 2025, figures known to the cent
-    add_budgets(db)
-    result = refresh(warehouse_url, AS_OF)
+def month(month_db, month_url: str) -> str:
+    """The hand-written March 2025 (invoice_header and fact_cost_raw known to the cent) and its
+    budgets, refreshed as of AS_OF."""
+    add_budgets(month_db)
+    result = refresh(month_url, AS_OF)
     assert (result.budgets, result.status_skipped) == (4, None)
-    return warehouse_url
+    return month_url
 
 
-def test_budget_status_actual_forecast_and_state(month, db):
+def test_budget_status_actual_forecast_and_state(month, month_db):
+    db = month_db
     rows = db.execute(
         "select budget_id, period_start::text, actual, forecast, pct_used, thresholds_crossed::text, state"
-        " from marts.budget_status order by budget_id"
+        " from marts.budget_status where period_start = '2025-03-01' order by budget_id"
     ).fetchall()
     assert rows == [
         ("b-acme", "2025-03-01", Decimal("130.00"), Decimal("403.00"), Decimal("86.67"), "{80}", "warning"),
@@ -83,14 +85,17 @@ def test_budget_status_actual_forecast_and_state(month, db):
     assert master[2] == ("b-ec2", None, "AmazonEC2", "2025-03-01")
 
 
-def test_crossing_80_then_100_alerts_twice_over_any_number_of_reruns(month, db, webhook):
+def test_crossing_80_then_100_alerts_twice_over_any_number_of_reruns(month, month_db, webhook):
+    db = month_db
     sent = [(a.budget_id, a.threshold) for a in send_alerts(month, webhook.url)]
     assert sent == [("b-acme", 80), ("b-beta", 80), ("b-beta", 100), ("b-ec2", 50)]
     assert send_alerts(month, webhook.url) == []
     assert send_alerts(month, webhook.url) == []
 
     # Acme's March grows to 160.00 (106.67 %): only the 100 % crossing is new.
-    db.execute("update marts.invoice_header set subtotal = 160.00 where tenant_id = 't-0001'")
+    db.execute(
+        "update marts.invoice_drafts set subtotal = 160.00 where tenant_id = 't-0001' and period_start = '2025-03-01'"
+    )
     refresh(month, AS_OF)
     webhook.fail = True  # the first attempt fails: nothing recorded, the next run retries
     with pytest.raises(OSError):
@@ -109,7 +114,8 @@ def test_crossing_80_then_100_alerts_twice_over_any_number_of_reruns(month, db, 
     assert db.execute("select count(*), min(response_status) from ops.budget_alerts").fetchone() == (5, 200)
 
 
-def test_refresh_command_prints_status_and_keeps_crossings_pending_without_a_webhook(month, db, webhook, capsys):
+def test_refresh_command_prints_status_and_keeps_crossings_pending_without_a_webhook(month, month_db, webhook, capsys):
+    db = month_db
     assert cli.main(["budgets", "refresh", "--as-of", "2025-03-10"]) == 0
     out = capsys.readouterr().out
     assert "budgets refreshed as of 2025-03-10: 4 budget(s)" in out

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from _gate_month import DRAFT, PERIOD, build, pass_gate
+from handwritten_month import PERIOD, SUB, catalog_never_had, pass_gate
 
+from meterline import close
 from meterline.invoicing import corrections
 from meterline.invoicing.corrections import CorrectionRefused
 from meterline.invoicing.emit import emit
+from meterline.invoicing.gate import GateFailed
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +30,14 @@ def outbox(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def month(db: psycopg.Connection, warehouse_url: str) -> str:
-    build(db)
-    pass_gate(warehouse_url)
-    return warehouse_url
+def month(month_url: str) -> str:
+    pass_gate(month_url)
+    return month_url
+
+
+@pytest.fixture
+def db(month_db: psycopg.Connection) -> psycopg.Connection:
+    return month_db
 
 
 @pytest.fixture
@@ -42,20 +48,22 @@ def issued(month: str, outbox: str) -> str:
 
 def audit_actions(db: psycopg.Connection) -> list[tuple[str, str, str]]:
     return db.execute(
-        "select action, resource, actor from ops.audit_log where action not like 'gate.%' order by audit_id"
+        "select action, resource, actor from ops.audit_log"
+        " where split_part(action, '.', 1) in ('invoice', 'credit', 'credit_note') order by audit_id"
     ).fetchall()
 
 
 def test_void_and_regenerate_issues_a_new_number_from_current_data(issued, db, outbox):
-    # Usage was under-counted: dbt now computes 2,000,000 tokens for t-0001.
+    # Usage was under-counted: 500,000 more tokens of March reach the warehouse late, and dbt
+    # now prices 2,000,000 tokens for t-0001: 100.00 + 40.00, tax 14.00, total 154.00.
     db.execute(
-        "update marts.invoice_draft_lines set quantity = 2000000, amount = 40.00 where invoice_id = %s and line_no = 2",
-        [DRAFT["t-0001"]],
+        'insert into raw.events (event_id, idempotency_key, subscription_id, event_type, properties, "timestamp",'
+        " source_file, line_no, partition_date) values (gen_random_uuid(), 'chat-missed', %s,"
+        " 'chat.message', '{\"tokens\": 500000}', '2025-03-28T10:00:00Z', 'events/replayed.jsonl', 1,"
+        " '2025-03-28')",
+        [SUB["t-0001"]],
     )
-    db.execute(
-        "update marts.invoice_header set subtotal = 140.00, tax = 14.00, total = 154.00 where invoice_id = %s",
-        [DRAFT["t-0001"]],
-    )
+    close.build(issued, PERIOD)
     done = corrections.void_and_regenerate(
         issued, "INV-2025-000001", reason="tokens under-counted (INC-7)", actor="ops:bob", outbox_url=outbox,
         issued_at=LATER,
@@ -105,8 +113,9 @@ def test_void_alone_is_not_reissued_by_the_emitter_and_regenerate_needs_a_void(i
 
 
 def test_void_and_regenerate_is_atomic_when_the_draft_cannot_be_issued(issued, db, outbox):
-    db.execute("update marts.invoice_draft_lines set amount = null where invoice_id = %s", [DRAFT["t-0003"]])
-    with pytest.raises(CorrectionRefused, match="has no amount"):
+    catalog_never_had(db, "tax_rates", "country = %s", ["JP"])
+    close.build(issued, PERIOD)
+    with pytest.raises(CorrectionRefused, match="pricing configuration error: no tax rate for country JP"):
         corrections.void_and_regenerate(
             issued, "INV-2025-000003", reason="re-price", actor="ops:bob", outbox_url=outbox
         )
@@ -166,6 +175,10 @@ def test_credit_notes_partial_then_full_add_up_to_the_invoice(issued, db, outbox
 def test_manual_credit_reduces_the_next_invoice_and_the_rest_carries_forward(month, db, outbox):
     corrections.grant_credit(month, "t-0001", Decimal("50"), reason="goodwill for outage", actor="ops:dave")
     corrections.grant_credit(month, "t-0001", Decimal("100"), reason="migration help", actor="ops:dave")
+    with pytest.raises(GateFailed, match=r"data changed since the gate .*\(credit_grants 0 -> 2\)"):
+        emit(month, PERIOD, outbox, issued_at=ISSUED_AT)
+    close.build(month, PERIOD)  # dbt applies the grants to the drafts (it computes every figure)
+    pass_gate(month)
     emit(month, PERIOD, outbox, issued_at=ISSUED_AT)
 
     # 130.00 pre-tax: 50.00 + 80.00 of the grants; tax on 0.00; never negative; 20.00 left.
@@ -199,6 +212,8 @@ def test_manual_credit_reduces_the_next_invoice_and_the_rest_carries_forward(mon
 
 def test_partial_manual_credit_recomputes_tax_on_the_reduced_amount(month, db, outbox):
     corrections.grant_credit(month, "t-0002", Decimal("20.005"), reason="rounding test", actor="ops:dave")
+    close.build(month, PERIOD)
+    pass_gate(month)
     emit(month, PERIOD, outbox, issued_at=ISSUED_AT)
     # 212.35 - 10.00 - 20.01 = 182.34 pre-tax; 19 % = 34.6446 -> 34.64; total 216.98.
     assert db.execute("select credits, tax, total from billing.invoices where tenant_id = 't-0002'").fetchone() == (

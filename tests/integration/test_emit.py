@@ -16,10 +16,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from _gate_month import DRAFT, PERIOD, TOTALS, build, pass_gate
+from handwritten_month import DRAFT, PERIOD, SUB, TOTALS, pass_gate
 
+from meterline import close
 from meterline.invoicing import documents
 from meterline.invoicing.emit import emit, load_document
+from meterline.invoicing.gate import GateFailed
 from meterline.landing import Zone
 
 pytestmark = pytest.mark.integration
@@ -29,10 +31,14 @@ NUMBERS = ["INV-2025-000001", "INV-2025-000002", "INV-2025-000003"]
 
 
 @pytest.fixture
-def month(db: psycopg.Connection, warehouse_url: str) -> str:
-    build(db)
-    pass_gate(warehouse_url)
-    return warehouse_url
+def month(month_url: str) -> str:
+    pass_gate(month_url)
+    return month_url
+
+
+@pytest.fixture
+def db(month_db: psycopg.Connection) -> psycopg.Connection:
+    return month_db
 
 
 def invoices(db: psycopg.Connection) -> list[tuple]:
@@ -126,24 +132,38 @@ def test_concurrent_emitters_issue_each_invoice_once(month, db, tmp_path):
     assert_complete_set(db, outbox)
 
 
-def test_crash_before_commit_then_rerun_gives_a_complete_once_only_set(month, db, tmp_path):
+def test_a_draft_failing_at_issue_is_left_out_and_its_number_never_shows_twice(month, db, tmp_path):
+    """An error inside one invoice's transaction (after its documents were rendered): that draft
+    is not issued, the others are; the number it took goes to the next invoice, and its documents
+    never appear under that number."""
     outbox = str(tmp_path / "outbox")
 
-    def crash_on_second(draft_id: str, number: str) -> None:
-        if number == "INV-2025-000002":
-            raise RuntimeError("simulated crash after the documents were written")
+    def fail_beta(draft_id: str, number: str) -> None:
+        if draft_id == DRAFT["t-0002"]:
+            raise RuntimeError("simulated failure after the documents were rendered")
 
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        emit(month, PERIOD, outbox, issued_at=ISSUED_AT, before_commit=crash_on_second)
-    assert [r[0] for r in invoices(db)] == ["INV-2025-000001"]
-    # The crashed invoice's documents were written, its row was not: orphans until the re-run.
-    assert Path(outbox, "invoices/2025-03/INV-2025-000002.json").exists()
+    first = emit(month, PERIOD, outbox, issued_at=ISSUED_AT, before_commit=fail_beta)
+    assert first.issued == ["INV-2025-000001", "INV-2025-000002"] and not first.complete
+    assert list(first.failed) == [DRAFT["t-0002"]]
+    assert "RuntimeError: simulated failure" in first.failed[DRAFT["t-0002"]]
+    assert [(r[0], r[1]) for r in invoices(db)] == [("INV-2025-000001", "t-0001"), ("INV-2025-000002", "t-0003")]
+    # INV-2025-000002 is Kappa's; Beta's rolled-back rendering waits under a temporary name.
+    assert json.loads(Path(outbox, "invoices/2025-03/INV-2025-000002.json").read_text())["tenant_id"] == "t-0003"
+    pending = sorted(f.path for f in Zone(outbox).list(".pending"))
+    assert [p.rsplit(".", 1)[0] for p in pending] == [
+        ".pending/invoices/2025-03/INV-2025-000002.json", ".pending/invoices/2025-03/INV-2025-000002.pdf"
+    ]  # fmt: skip
+    # A document an older emitter left under a number no invoice owns is removed too.
+    Path(outbox, "invoices/2025-03/INV-2025-000009.json").write_text("stale orphan")
 
-    Path(outbox, "invoices/2025-03/INV-2025-000002.json").write_text("stale orphan")
     rerun = emit(month, PERIOD, outbox, issued_at=ISSUED_AT)
-    assert rerun.removed == [f"{outbox}/invoices/2025-03/INV-2025-000002.{ext}" for ext in ("json", "pdf")]
-    assert rerun.issued == ["INV-2025-000002", "INV-2025-000003"]
+    assert sorted(rerun.removed) == sorted(
+        [f"{outbox}/{p}" for p in pending] + [f"{outbox}/invoices/2025-03/INV-2025-000009.json"]
+    )
+    assert rerun.issued == ["INV-2025-000003"] and rerun.complete
+    assert json.loads(Path(outbox, "invoices/2025-03/INV-2025-000002.json").read_text())["tenant_id"] == "t-0003"
     assert_complete_set(db, outbox)
+    assert Zone(outbox).list(".pending") == []
 
 
 def _emit_and_die(url: str, outbox: str) -> None:
@@ -225,10 +245,9 @@ def test_pdf_renders_with_number_tenant_lines_and_totals(month, db, tmp_path):
     for expected in (
         "Invoice INV-2025-000002",
         "Beta GmbH (t-0002)",
-        "Base fee (Team)",
-        "API requests",
-        "12345",
-        "Credit: onboarding",
+        "Team base fee, 31 of 31 days",
+        "api_calls (per_unit, plan team-eur): 247 calls",
+        "credits applied (0.00 EUR carried forward)",
         "212.35 EUR",
         "-10.00 EUR",
         "38.45 EUR",
@@ -237,23 +256,44 @@ def test_pdf_renders_with_number_tenant_lines_and_totals(month, db, tmp_path):
         assert expected in text, f"{expected!r} not in the rendered PDF:\n{text}"
 
 
-def test_a_pricing_error_dbt_found_after_the_gate_still_blocks_that_draft(db, warehouse_url, tmp_path):
-    build(db)
+def _late_batch_run(db: psycopg.Connection) -> None:
+    """A batch run of t-0003 in March that reached raw.events after the gate (no new file in the
+    ledger: only the draft's content tells)."""
     db.execute(
-        "alter table marts.invoice_header add column has_pricing_error boolean not null default false,"
-        " add column pricing_errors text"
+        'insert into raw.events (event_id, idempotency_key, subscription_id, event_type, properties, "timestamp",'
+        " source_file, line_no, partition_date) values (gen_random_uuid(), 'batch-late', %s, 'batch.run',"
+        " '{\"duration_ms\": 66}', '2025-03-21T10:00:00Z', 'events/late.jsonl', 1, '2025-03-21')",
+        [SUB["t-0003"]],
     )
-    pass_gate(warehouse_url)
-    # dbt is rebuilt after the gate ran, and now finds a price missing for t-0003.
-    db.execute(
-        "update marts.invoice_header set has_pricing_error = true,"
-        " pricing_errors = 'no price for metric compute_ms on plan plan-jpy' where tenant_id = 't-0003'"
-    )
-    result = emit(warehouse_url, PERIOD, str(tmp_path / "outbox"), issued_at=ISSUED_AT)
+
+
+def test_a_draft_rebuilt_after_the_gate_waits_for_the_next_gate(month, db, tmp_path):
+    _late_batch_run(db)
+    close.build(month, PERIOD)  # the nightly build: t-0003's draft is now 6234 + 66 JPY
+
+    result = emit(month, PERIOD, str(tmp_path / "outbox"), issued_at=ISSUED_AT)
     assert result.issued == ["INV-2025-000001", "INV-2025-000002"]
-    assert result.blocked == {
-        DRAFT["t-0003"]: [
-            f"draft {DRAFT['t-0003']}: pricing configuration error: no price for metric compute_ms on plan plan-jpy"
-        ]
-    }
+    assert list(result.failed) == [DRAFT["t-0003"]] and not result.complete
+    assert "the draft changed since the gate at" in result.failed[DRAFT["t-0003"]]
     assert db.execute("select count(*) from billing.invoices where tenant_id = 't-0003'").fetchone() == (0,)
+
+    pass_gate(month)  # the gate sees the new draft: 5000 + 1300 = 6300, tax 630
+    again = emit(month, PERIOD, str(tmp_path / "outbox"), issued_at=ISSUED_AT)
+    assert again.issued == ["INV-2025-000003"] and again.complete
+    assert db.execute("select total from billing.invoices where tenant_id = 't-0003'").fetchone() == (Decimal("6930"),)
+
+
+def test_emit_refuses_when_the_periods_inputs_changed_since_the_gate(month, db, tmp_path):
+    """The gate passed at 1 % rejection; then 15 malformed rows of March were quarantined."""
+    db.execute(
+        "insert into raw.events_rejected (source_file, checksum, line_no, reason, raw_record, partition_date)"
+        " select 'events/year=2025/month=03/day=02/part-1.jsonl', 'abc', n, 'malformed_json', '{', '2025-03-02'"
+        " from generate_series(1, 15) as n"
+    )
+    with pytest.raises(GateFailed) as refused:
+        emit(month, PERIOD, str(tmp_path / "outbox"), issued_at=ISSUED_AT)
+    message = str(refused.value)
+    assert message.startswith("data changed since the gate at ")
+    assert "(events_rejected 0 -> 15)" in message and "re-run the gate" in message
+    assert db.execute("select count(*) from billing.invoices").fetchone() == (0,)
+    assert Zone(str(tmp_path / "outbox")).list() == []

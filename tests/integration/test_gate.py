@@ -1,5 +1,7 @@
-"""The invoice gate on a real warehouse: period-wide checks block the whole period, invoice-level
-checks block their invoice only, overrides are audited, and a fixed period emits on re-run."""
+"""The invoice gate on a real, dbt-built month (tests/handwritten_month.py): period-wide checks
+block the whole period, invoice-level checks block their invoice only, overrides are audited,
+and a fixed period emits on re-run. Breakages of a mart stand for a pipeline that went wrong;
+breakages of raw data or the catalog are rebuilt through dbt, as the close would."""
 
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from _gate_month import DRAFT, PERIOD, TOTALS, add_budgets, build, fail_reconciliation
+from _gate_month import add_budgets, fail_reconciliation
+from handwritten_month import DRAFT, PERIOD, SUB, TOTALS, catalog_never_had
+from psycopg import sql
 
+from meterline import close
 from meterline.budgets.refresh import refresh
 from meterline.invoicing.emit import emit
 from meterline.invoicing.gate import GateFailed, evaluate_gate, require_pass
@@ -21,14 +26,19 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def month(db: psycopg.Connection, warehouse_url: str) -> str:
-    build(db)
-    return warehouse_url
+def month(month_url: str) -> str:
+    return month_url
+
+
+@pytest.fixture
+def db(month_db: psycopg.Connection) -> psycopg.Connection:
+    return month_db
 
 
 def gate(url: str, overrides: dict[str, str] | None = None):
+    """The suites and the gate as the close runs them after its build (whose dbt tests count)."""
     run_suites(url, PERIOD, dbt_select=None)
-    return evaluate_gate(url, PERIOD, overrides, actor="ops:alice", require_dbt=False)
+    return evaluate_gate(url, PERIOD, overrides, actor="ops:alice")
 
 
 def issued_totals(db: psycopg.Connection) -> dict[str, Decimal]:
@@ -39,19 +49,36 @@ def test_clean_month_passes_every_check(month, db):
     decision = gate(month)
     assert decision.passed
     assert decision.blocked_invoices == {}
+    dbt_tests = db.execute("select count(*) from ops.dq_results where suite = 'dbt_billing' and success").fetchone()[0]
     rows = db.execute(
         "select count(*), bool_and(passed), count(distinct run_id) from ops.invoice_gate"
         " where period_start = '2025-03-01'"
     ).fetchone()
-    # 23 expectations (usage 7, allocation 1, coverage 2, drafts 8, rejection 1, freshness 4)
-    # + reconciliation + pricing configuration. No budgets at all: budget freshness passes.
-    assert rows == (25, True, 1)
+    # 24 expectations (usage 7, allocation 1, coverage 2, drafts 9, rejection 1, freshness 4),
+    # every test of the close's dbt build, and reconciliation, pricing configuration and
+    # plausibility. No budgets at all: budget freshness passes.
+    assert dbt_tests > 50
+    assert rows == (24 + dbt_tests + 3, True, 1)
     assert db.execute("select action from ops.audit_log where resource = 'period:2025-03'").fetchall() == [
         ("gate.passed",)
     ]
+    # What the gate passed: the period's inputs and each draft's fingerprint.
+    marks = db.execute("select watermarks from ops.invoice_gate_inputs where run_id = %s", [decision.run_id]).fetchone()
+    assert marks[0]["events_loaded"] == 252 and marks[0]["events_rejected"] == 0 and marks[0]["event_files"] == 21
+    assert db.execute(
+        "select g.invoice_id, g.content_hash = d.content_hash from ops.invoice_gate_drafts g"
+        " join marts.invoice_drafts d using (invoice_id) where g.run_id = %s order by 1",
+        [decision.run_id],
+    ).fetchall() == [(DRAFT[t], True) for t in sorted(DRAFT)]
 
 
 def _duplicate_usage_key(db):
+    # The built table's unique index would refuse it: a model that lost its key would not have one.
+    for (index,) in db.execute(
+        "select indexrelid::regclass::text from pg_index where indrelid = 'marts.usage_hourly'::regclass"
+        " and indisunique"
+    ).fetchall():
+        db.execute(sql.SQL("drop index {}").format(sql.SQL(index)))  # regclass text: quoted already
     db.execute("insert into marts.usage_hourly select * from marts.usage_hourly limit 1")
 
 
@@ -68,10 +95,11 @@ def _no_cur_delivery(db):
 
 
 def _rejections(db):
-    # 4 accepted, 1 rejected in March: 20 % > the 1 % threshold.
+    # 252 accepted, 4 rejected in March: 1.5625 % > the 1 % threshold.
     db.execute(
         "insert into raw.events_rejected (source_file, checksum, line_no, reason, raw_record, partition_date)"
-        " values ('events/day=2025-03-02/part-0.jsonl', 'abc', 7, 'unknown event type', '{}', '2025-03-02')"
+        " select 'events/day=2025-03-02/part-0.jsonl', 'abc', n, 'unknown event type', '{}', '2025-03-02'"
+        " from generate_series(1, 4) as n"
     )
 
 
@@ -84,7 +112,7 @@ def _allocation_leak(db):
 
 
 def _missing_draft(db):
-    db.execute("delete from marts.invoice_header where tenant_id = 't-0002'")
+    db.execute("delete from marts.invoice_drafts where tenant_id = 't-0002' and period_start = '2025-03-01'")
 
 
 PERIOD_FAILURES = [
@@ -99,7 +127,7 @@ PERIOD_FAILURES = [
         "stale budget data (older than 24 h when the suites ran): b-acme: never refreshed (not in"
         " marts.budget_master); b-beta: never refreshed (not in marts.budget_master); b-ec2: never refreshed",
     ),
-    (_rejections, "dq.events_rejected.rejection_rate_under_threshold", "20.0000"),
+    (_rejections, "dq.events_rejected.rejection_rate_under_threshold", "1.5625"),
     (_allocation_leak, "dq.fact_cost_allocated.conservation_per_service", '"1.003456"'),
     (_missing_draft, "dq.invoice_coverage.one_invoice_per_active_subscription", '"unexpected_count": 1'),
 ]
@@ -140,17 +168,22 @@ def test_emit_without_a_gate_run_refuses(month, db, tmp_path):
 
 
 def test_missing_tax_rate_blocks_only_that_invoice_and_a_rerun_after_the_fix_emits_it(month, db, tmp_path):
-    db.execute("delete from raw.catalog_tax_rates where country = 'JP'")
+    catalog_never_had(db, "tax_rates", "country = %s", ["JP"])
+    close.build(month, PERIOD)
     decision = gate(month)
 
     assert decision.passed
     assert list(decision.blocked_invoices) == [DRAFT["t-0003"]]
-    assert "tax_rate_present" in decision.blocked_invoices[DRAFT["t-0003"]][0]
-    row = db.execute(
-        "select check_name, scope, passed from ops.invoice_gate where run_id = %s and invoice_id = %s",
+    reasons = decision.blocked_invoices[DRAFT["t-0003"]]
+    assert any(
+        r.startswith("pricing_configuration: no tax rate for country JP on 2025-03-31; see marts.") for r in reasons
+    )
+    assert "dq.invoice_drafts.tax_rate_present: draft fails tax_rate_present" in "; ".join(reasons)
+    rows = db.execute(
+        "select check_name from ops.invoice_gate where run_id = %s and invoice_id = %s and not passed order by 1",
         [decision.run_id, DRAFT["t-0003"]],
     ).fetchall()
-    assert row == [("dq.invoice_drafts.tax_rate_present", "invoice", False)]
+    assert ("pricing_configuration",) in rows and ("dq.invoice_drafts.tax_rate_present",) in rows
 
     outbox = str(tmp_path / "outbox")
     first = emit(month, PERIOD, outbox)
@@ -162,6 +195,7 @@ def test_missing_tax_rate_blocks_only_that_invoice_and_a_rerun_after_the_fix_emi
         "insert into raw.catalog_tax_rates (country, rate, valid_from, source_file)"
         " values ('JP', 0.10, '2024-01-01', 'tax_rates.csv')"
     )
+    close.build(month, PERIOD)
     assert gate(month).blocked_invoices == {}
     second = emit(month, PERIOD, outbox)
     assert len(second.issued) == 1 and sorted(second.already_issued) == [DRAFT["t-0001"], DRAFT["t-0002"]]
@@ -169,48 +203,58 @@ def test_missing_tax_rate_blocks_only_that_invoice_and_a_rerun_after_the_fix_emi
     assert len(Zone(outbox).list("invoices/2025-03")) == 6
 
 
-def _price_missing(db):
-    """What dbt writes for a metric without a price: a blocked draft, no amount, never a zero."""
-    db.execute(
-        "update marts.invoice_header set status = 'blocked', subtotal = null, tax = null, total = null,"
-        " blocked_reason = 'no price for metric llm_tokens on plan plan-usd' where tenant_id = 't-0001'"
-    )
-    db.execute(
-        "update marts.invoice_draft_lines set unit_price = null, amount = null"
-        " where invoice_id = %s and metric_code = 'llm_tokens'",
-        [DRAFT["t-0001"]],
-    )
-
-
 def test_missing_price_blocks_only_that_invoice_with_dbts_reason(month, db, tmp_path):
-    _price_missing(db)
+    catalog_never_had(db, "price_components", "plan_id = %s", ["team-usd"])
+    close.build(month, PERIOD)
     decision = gate(month)
 
     assert decision.passed
     reasons = decision.blocked_invoices[DRAFT["t-0001"]]
     assert list(decision.blocked_invoices) == [DRAFT["t-0001"]]
-    assert any(r.startswith("pricing_configuration: no price for metric llm_tokens on plan plan-usd") for r in reasons)
-    assert any(r.startswith("dq.invoice_drafts.prices_present") for r in reasons)
+    assert any(r.startswith("pricing_configuration: no price for metric chat_tokens on plan team-usd") for r in reasons)
 
     result = emit(month, PERIOD, str(tmp_path / "outbox"))
     assert len(result.issued) == 2
     assert issued_totals(db) == {"t-0002": TOTALS["t-0002"], "t-0003": TOTALS["t-0003"]}
 
 
-def test_reasons_the_gate_wrote_do_not_block_again_once_fixed(month, db):
-    """invoice_header shows the previous gate run's reasons; they must not read as dbt's."""
-    db.execute("delete from raw.catalog_tax_rates where country = 'JP'")
+def test_a_blocked_draft_shows_the_gates_reasons_until_the_next_gate_releases_it(month, db):
+    catalog_never_had(db, "tax_rates", "country = %s", ["JP"])
+    close.build(month, PERIOD)
     first = gate(month)
-    shown = "; ".join(f"{c.name}: {c.reason}" for c in first.checks if c.invoice_id == DRAFT["t-0003"])
+    assert list(first.blocked_invoices) == [DRAFT["t-0003"]]
     db.execute(
         "insert into raw.catalog_tax_rates (country, rate, valid_from, source_file)"
         " values ('JP', 0.10, '2024-01-01', 'tax_rates.csv')"
     )
-    db.execute(
-        "update marts.invoice_header set status = 'blocked', blocked_reason = %s where invoice_id = %s",
-        [shown, DRAFT["t-0003"]],
-    )
+    close.build(month, PERIOD)
+    status = "select status, blocked_reason from marts.invoice_header where invoice_id = %s"
+    shown = db.execute(status, [DRAFT["t-0003"]]).fetchone()
+    assert shown[0] == "blocked" and shown[1].startswith("gate: dq.invoice_drafts.")  # the last decision's reasons
     assert gate(month).blocked_invoices == {}
+    assert db.execute(status, [DRAFT["t-0003"]]).fetchone() == ("open", None)
+
+
+def test_an_implausible_draft_is_held_for_review_and_the_others_go_out(month, db, tmp_path):
+    """One event of 1e308 tokens (loaded before quantities were bounded): the draft cannot be
+    represented (its overage line above the 2,000,000-token quota: 1e308 x 0.00004 = 4e303 USD);
+    it is blocked on its own with the reason."""
+    db.execute(
+        'insert into raw.events (event_id, idempotency_key, subscription_id, event_type, properties, "timestamp",'
+        " source_file, line_no, partition_date) values (gen_random_uuid(), 'huge-1', %s, 'chat.message',"
+        " '{\"tokens\": 1e308}', '2025-03-20T10:00:00Z', 'events/huge.jsonl', 1, '2025-03-20')",
+        [SUB["t-0001"]],
+    )
+    close.build(month, PERIOD)
+    decision = gate(month)
+    assert decision.passed
+    assert list(decision.blocked_invoices) == [DRAFT["t-0001"]]
+    assert decision.blocked_invoices[DRAFT["t-0001"]][0].startswith(
+        "plausibility: held for review: a figure cannot be represented exactly (largest amount 4.000e+303 USD"
+    )
+    result = emit(month, PERIOD, str(tmp_path / "outbox"))
+    assert result.complete and len(result.issued) == 2 and list(result.blocked) == [DRAFT["t-0001"]]
+    assert issued_totals(db) == {"t-0002": TOTALS["t-0002"], "t-0003": TOTALS["t-0003"]}
 
 
 def test_override_lets_the_period_through_and_is_audited(month, db, tmp_path):
@@ -241,12 +285,13 @@ def test_override_lets_the_period_through_and_is_audited(month, db, tmp_path):
 def test_override_needs_a_known_check_and_a_justification(month):
     run_suites(month, PERIOD, dbt_select=None)
     with pytest.raises(ValueError, match="names no check"):
-        evaluate_gate(month, PERIOD, {"reconcilation": "typo"}, require_dbt=False)
+        evaluate_gate(month, PERIOD, {"reconcilation": "typo"})
     with pytest.raises(ValueError, match="needs a justification"):
-        evaluate_gate(month, PERIOD, {"reconciliation": "  "}, require_dbt=False)
+        evaluate_gate(month, PERIOD, {"reconciliation": "  "})
 
 
 def test_gate_without_suite_results_blocks_with_what_to_run(month, db):
+    db.execute("delete from ops.dq_results")
     decision = evaluate_gate(month, PERIOD, require_dbt=True)
     names = {c.name for c in decision.period_failures}
     assert "dq.dbt_billing" in names and "dq.usage_hourly" in names

@@ -7,7 +7,8 @@ import argparse
 
 import psycopg
 import pytest
-from _gate_month import build, fail_reconciliation
+from _gate_month import fail_reconciliation
+from handwritten_month import catalog_never_had
 
 from meterline.invoicing import cli
 
@@ -21,8 +22,8 @@ def meterline(*argv: str) -> int:
     return args.func(args)
 
 
-def test_gate_emit_and_corrections_from_the_command_line(db: psycopg.Connection, warehouse_url, tmp_path, capsys):
-    build(db)
+def test_gate_emit_and_corrections_from_the_command_line(month_db: psycopg.Connection, month_url, tmp_path, capsys):
+    db = month_db
     fail_reconciliation(db)
     outbox = str(tmp_path / "outbox")
 
@@ -55,3 +56,23 @@ def test_gate_emit_and_corrections_from_the_command_line(db: psycopg.Connection,
         ("credit_note.issued", "ops:carol"),
         ("credit.granted", "a"),
     ]
+
+
+def test_close_runs_the_dags_steps_and_says_which_stopped_it(month_db: psycopg.Connection, month_url, tmp_path, capsys):
+    """`meterline close` = build, suites, gate, emit, report, as close_billing_period runs them."""
+    outbox = str(tmp_path / "outbox")
+    catalog_never_had(month_db, "tax_rates", "country = %s", ["JP"])
+    assert meterline("close", "--period", "2025-03", "--outbox", outbox) == 0
+    out = capsys.readouterr().out
+    assert "build: {'drafts': 3," in out and "emit: {'issued': 2, 'already_issued': 0, 'blocked': 1}" in out
+    assert f"close report: {outbox}/reports/2025-03.html" in out
+    assert month_db.execute("select count(*) from billing.invoices").fetchone() == (2,)
+
+    month_db.execute(
+        "insert into raw.events_rejected (source_file, checksum, line_no, reason, raw_record, partition_date)"
+        " select 'events/bad.jsonl', 'abc', n, 'malformed_json', '{', '2025-03-02' from generate_series(1, 15) n"
+    )
+    assert meterline("close", "--period", "2025-03", "--outbox", outbox) == 1
+    out = capsys.readouterr().out
+    assert "gate stopped the close of 2025-03" in out and "dq.events_rejected.rejection_rate_under_threshold" in out
+    assert f"close report: {outbox}/reports/2025-03.html" in out

@@ -28,7 +28,10 @@ SCENARIOS = {
     "base_fee_minimum_commitment_and_jpy_rounding",
     "tax_in_two_countries_rate_change_and_missing_rate",
     "credits_capped_at_each_invoice_and_carried_forward",
-    "header_tax_rounding_status_from_issued_and_gate",
+    "manual_credits_oldest_first_open_drafts_only",
+    "draft_tax_rounding_and_totals",
+    "draft_plausibility_ceiling_median_and_representable",
+    "header_status_from_issued_and_gate",
 }
 
 

@@ -359,12 +359,12 @@ def test_two_loaders_at_once_load_each_payment_once(invoices, db, landing):
 
 
 @pytest.mark.slow  # the gate's suites and the emitter's PDFs: ~30 s
-def test_invoices_issued_by_the_emitter_are_paid(db, warehouse_url, tmp_path):
-    from _gate_month import TOTALS, build, pass_gate
+def test_invoices_issued_by_the_emitter_are_paid(month_db, month_url, tmp_path):
+    from handwritten_month import TOTALS, pass_gate
 
     from meterline.invoicing.emit import emit
 
-    build(db)
+    db, warehouse_url = month_db, month_url
     pass_gate(warehouse_url)
     emit(warehouse_url, "2025-03", str(tmp_path / "outbox"), issued_at=ISSUED_AT)
     landing = str(tmp_path / "landing")

@@ -58,7 +58,25 @@ def cmd_emit(args: argparse.Namespace) -> int:
     _say(result.summary())
     for draft, reasons in sorted(result.blocked.items()):
         _say(f"  blocked {draft}: {'; '.join(reasons)}")
+    if not result.complete:
+        return 1
     return 0
+
+
+def cmd_close(args: argparse.Namespace) -> int:
+    from meterline import close, warehouse
+
+    check, why = args.override if args.override else (None, None)
+    run = close.run_close(
+        warehouse.url(), args.period, actor=args.actor, override_check=check, justification=why,
+        outbox_url=args.outbox,
+    )  # fmt: skip
+    for step, counts in run.steps.items():
+        _say(f"{step}: {counts}")
+    if run.failed_step:
+        _say(f"{run.failed_step} stopped the close of {args.period}:\n{run.error}")
+    _say(f"close report: {run.report}")
+    return 0 if run.succeeded else 1
 
 
 def cmd_invoice(args: argparse.Namespace) -> int:
@@ -106,6 +124,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     gate.add_argument("--override", action="append", type=_override, metavar="CHECK='why'")
     gate.add_argument("--actor", default="cli:gate", help="who decides (recorded with overrides)")
     gate.set_defaults(func=cmd_gate)
+
+    close = commands.add_parser(
+        "close",
+        help="the monthly close of a period: build, suites, gate, emit, report (as close_billing_period does)",
+    )
+    period_args(close)
+    close.add_argument("--override", type=_override, metavar="CHECK='why'", help="release one failing gate check")
+    close.add_argument("--actor", default="cli:close", help="who closes (recorded with the decision and issues)")
+    close.add_argument("--outbox", default=None, help="OUTBOX_URL by default")
+    close.set_defaults(func=cmd_close)
 
     emit = commands.add_parser("emit", help="issue the drafts the latest gate run lets through")
     period_args(emit)

@@ -4,7 +4,8 @@
   new number that references the voided one (`void_and_regenerate` does both atomically);
 - issue a credit note: a negative document referencing the invoice, for part of its pre-tax
   amount (tax credited pro rata) or all that is left of it;
-- grant a manual credit, which the emitter applies to the tenant's next invoices;
+- grant a manual credit, which dbt applies to the tenant's next drafts (invoice_drafts) and the
+  emitter copies at issue;
 - mark an issued invoice disputed (the tenant contests it), and settle the dispute with the
   invoice standing (`resolve_dispute`: back to issued) or by a credit note or void and regenerate.
 
@@ -23,13 +24,13 @@ import psycopg
 from psycopg.rows import dict_row
 
 from meterline import audit, warehouse
-from meterline.invoicing import documents
+from meterline.invoicing import documents, publish
 from meterline.invoicing.documents import Document, Line
 from meterline.invoicing.emit import DraftInvalid, _lock_period_shared, issue_draft
 from meterline.invoicing.money import round_money
 from meterline.invoicing.numbering import next_number
 from meterline.invoicing.period import Period
-from meterline.landing import outbox
+from meterline.landing import Zone, outbox
 
 
 class CorrectionRefused(RuntimeError):
@@ -99,15 +100,17 @@ def void_invoice(conninfo: str, invoice_number: str, *, reason: str, actor: str)
 
 
 def _regenerate(
-    conn: psycopg.Connection, voided: dict[str, Any], *, actor: str, outbox_url: str | None, issued_at: datetime | None
-) -> Correction:
+    conn: psycopg.Connection, voided: dict[str, Any], *, actor: str, zone: Zone, issued_at: datetime | None
+) -> tuple[Correction, list[publish.Staged]]:
+    """Issue the voided month's current draft inside the caller's transaction; the caller
+    publishes the staged documents after its commit."""
     period = Period.parse(voided["period_start"])
     _lock_period_shared(conn, period)
     try:
         issued = issue_draft(
             conn,
             voided["draft_id"],
-            outbox(outbox_url),
+            zone,
             actor=actor,
             issued_at=issued_at,
             replaces_invoice_id=voided["invoice_id"],
@@ -119,15 +122,15 @@ def _regenerate(
         raise CorrectionRefused(
             f"subscription {voided['subscription_id']} already has a live invoice for {period}: nothing to regenerate"
         )
-    number, uris = issued
     audit.record(
         conn,
         actor=actor,
         action="invoice.regenerated",
-        resource=f"invoice:{number}",
+        resource=f"invoice:{issued.number}",
         metadata={"replaces": voided["invoice_number"], "replaces_invoice_id": str(voided["invoice_id"])},
     )
-    return Correction("invoice.regenerated", f"invoice:{number}", uris, {"replaces": voided["invoice_number"]})
+    done = Correction("invoice.regenerated", f"invoice:{issued.number}", details={"replaces": voided["invoice_number"]})
+    return done, issued.staged
 
 
 def regenerate_invoice(
@@ -140,11 +143,14 @@ def regenerate_invoice(
 ) -> Correction:
     """Issue a new invoice, under a new number, from the current draft of a voided invoice."""
     _require_actor_reason(actor, needs_reason=False)
+    zone = outbox(outbox_url)
     with warehouse.transaction(conninfo) as conn:
         voided = _locked_invoice(conn, invoice_number)
         if voided["status"] != "void":
             raise CorrectionRefused(f"invoice {invoice_number} is {voided['status']}: void it before regenerating it")
-        return _regenerate(conn, voided, actor=actor, outbox_url=outbox_url, issued_at=issued_at)
+        done, staged = _regenerate(conn, voided, actor=actor, zone=zone, issued_at=issued_at)
+    done.documents = publish.publish(zone, staged)
+    return done
 
 
 def void_and_regenerate(
@@ -158,10 +164,13 @@ def void_and_regenerate(
 ) -> Correction:
     """Void and regenerate in one transaction: if the new invoice cannot be issued, the old stays."""
     _require_actor_reason(actor, reason)
+    zone = outbox(outbox_url)
     with warehouse.transaction(conninfo) as conn:
         _void(conn, invoice_number, reason=reason, actor=actor)
         voided = _locked_invoice(conn, invoice_number)
-        return _regenerate(conn, voided, actor=actor, outbox_url=outbox_url, issued_at=issued_at)
+        done, staged = _regenerate(conn, voided, actor=actor, zone=zone, issued_at=issued_at)
+    done.documents = publish.publish(zone, staged)
+    return done
 
 
 def issue_credit_note(
@@ -242,10 +251,8 @@ def issue_credit_note(
             [note_id, line.description, line.amount],
         )
         zone = outbox(outbox_url)
-        uris = [
-            zone.write_bytes(doc.json_path, documents.render_json(doc)),
-            zone.write_bytes(doc.pdf_path, documents.render_pdf(doc)),
-        ]
+        staged = publish.stage(zone, doc)
+        uris = [zone.uri(item.final) for item in staged]
         audit.record(
             conn,
             actor=actor,
@@ -261,6 +268,7 @@ def issue_credit_note(
                 "documents": uris,
             },
         )
+    uris = publish.publish(zone, staged)
     return Correction("credit_note.issued", f"credit_note:{number}", uris, {"total": doc.total, "number": number})
 
 

@@ -1,12 +1,18 @@
 """The emitter: issue the drafts of a period that passed the gate, exactly once each.
 
-Each invoice is issued in its own transaction: lock the draft, skip it if the subscription
-already has an invoice for the period, take the next gap-free number, copy header and lines into
-`billing`, apply the tenant's manual credits, write the JSON and PDF to the outbox, audit, and
-commit. Documents are written before the commit, so a committed invoice always has them; a crash
-before the commit leaves no row and gives the number back, and the next run removes documents no
-committed invoice owns and re-renders any an issued invoice lacks (under an exclusive period lock
-that in-flight issues hold shared, so a sweep never races an issue).
+It computes no money: every figure is dbt's (`marts.invoice_drafts`, `marts.invoice_draft_lines`)
+and is copied as it is. Each invoice is issued in its own transaction: lock the draft, skip it
+if the subscription already has an invoice for the period, check the draft is still the one the
+gate passed (its fingerprint), take the next gap-free number, copy header, lines and the manual
+credits it uses into `billing`, render its JSON and PDF under temporary names, audit, commit; the
+documents are published under the number only after the commit (`publish`).
+
+The gate's decision covers the data it read: when the period's inputs changed since (new event
+files, rejections, a CUR delivery, a catalog load, a manual credit) nothing is issued, and a draft
+whose content changed is not issued, until the gate runs again.
+
+One draft that cannot be issued (a pricing error, a figure that cannot be rendered, anything
+unexpected) is blocked with its reason and the others are issued; the result says so.
 """
 
 from __future__ import annotations
@@ -15,19 +21,16 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import dict_row
 
 from meterline import audit, warehouse
-from meterline.invoicing import documents
+from meterline.invoicing import documents, publish
 from meterline.invoicing.documents import Document, Line
-from meterline.invoicing.gate import GateFailed, header_columns, latest_decision
-from meterline.invoicing.money import round_money
+from meterline.invoicing.gate import GateFailed, changed_inputs, gate_inputs, latest_decision, watermarks
 from meterline.invoicing.numbering import next_number
 from meterline.invoicing.period import Period
 from meterline.landing import Zone, outbox
@@ -39,6 +42,16 @@ class DraftInvalid(RuntimeError):
     """A draft that cannot become an invoice as it stands (missing price or tax)."""
 
 
+class DraftChanged(RuntimeError):
+    """The draft is not the one the gate passed: its content changed since."""
+
+
+@dataclass
+class Issued:
+    number: str
+    staged: list[publish.Staged]
+
+
 @dataclass
 class EmitResult:
     period: Period
@@ -46,16 +59,23 @@ class EmitResult:
     issued: list[str] = field(default_factory=list)  # invoice numbers issued by this run
     already_issued: list[str] = field(default_factory=list)  # draft ids issued earlier
     blocked: dict[str, list[str]] = field(default_factory=dict)  # draft id -> reasons
+    failed: dict[str, str] = field(default_factory=dict)  # draft id -> what went wrong issuing it
     documents: list[str] = field(default_factory=list)  # URIs written
     repaired: list[str] = field(default_factory=list)  # documents re-rendered for issued invoices
     removed: list[str] = field(default_factory=list)  # orphan documents of rolled-back issues
 
+    @property
+    def complete(self) -> bool:
+        """Every draft the gate let through was issued (now or before)."""
+        return not self.failed
+
     def summary(self) -> str:
-        return (
+        head = (
             f"emit {self.period} (gate {self.gate_run_id}): issued {len(self.issued)}, already issued"
-            f" {len(self.already_issued)}, blocked {len(self.blocked)}, documents repaired {len(self.repaired)},"
-            f" orphans removed {len(self.removed)}"
+            f" {len(self.already_issued)}, blocked {len(self.blocked)}, failed {len(self.failed)},"
+            f" documents repaired {len(self.repaired)}, orphans removed {len(self.removed)}"
         )
+        return "\n".join([head, *(f"  not issued {d}: {why}" for d, why in sorted(self.failed.items()))])
 
 
 def period_lock_key(period: Period) -> str:
@@ -77,15 +97,6 @@ def _tenant(conn: psycopg.Connection, tenant_id: str) -> dict[str, Any]:
     if row is None:
         raise DraftInvalid(f"tenant {tenant_id} is not in raw.catalog_tenants")
     return {"name": row[0], "country": row[1], "billing_email": row[2]}
-
-
-def _tax_rate(conn: psycopg.Connection, country: str, on: Any) -> Decimal | None:
-    row = conn.execute(
-        "select rate from raw.catalog_tax_rates where upper(country) = upper(%s) and valid_from <= %s"
-        " and (valid_to is null or valid_to > %s) order by valid_from desc limit 1",
-        [country, on, on],
-    ).fetchone()
-    return None if row is None else Decimal(row[0])
 
 
 def document_from_rows(invoice: dict[str, Any], lines: list[dict[str, Any]], references: dict[str, str]) -> Document:
@@ -121,13 +132,6 @@ def document_from_rows(invoice: dict[str, Any], lines: list[dict[str, Any]], ref
     )
 
 
-def write_documents(zone: Zone, doc: Document) -> list[str]:
-    return [
-        zone.write_bytes(doc.json_path, documents.render_json(doc)),
-        zone.write_bytes(doc.pdf_path, documents.render_pdf(doc)),
-    ]
-
-
 def _references(conn: psycopg.Connection, replaces: Any) -> dict[str, str]:
     if replaces is None:
         return {}
@@ -144,146 +148,82 @@ def issue_draft(
     issued_at: datetime | None = None,
     replaces_invoice_id: Any = None,
     allow_after_void: bool = False,
-    columns: set[str] | None = None,
-) -> tuple[str, list[str]] | None:
-    """Issue one draft inside the caller's transaction; None when it was issued already.
+    gated_hash: str | None = None,
+) -> Issued | None:
+    """Issue one draft inside the caller's transaction, as dbt priced it; None when the month was
+    issued already. The caller publishes the staged documents after its commit.
 
-    Returns the invoice number and the document URIs. Raises DraftInvalid when the draft has a
-    missing price or tax rate (it must never become an invoice with a zero instead).
+    Raises DraftInvalid when the draft has a pricing configuration error (it must never become
+    an invoice with a zero instead), DraftChanged when `gated_hash` is given and the draft's
+    content is no longer what the gate passed.
     """
     _lock_draft(conn, draft_id)
     cur = conn.cursor(row_factory=dict_row)
-    # Once a month is issued, invoice_header shows the issued figures and keeps dbt's own
-    # recomputation in draft_*: a regeneration must take the recomputation.
-    figures = [
-        sql.SQL("{} as {}").format(
-            sql.Identifier(f"draft_{name}" if f"draft_{name}" in columns else name), sql.Identifier(name)
-        )
-        for columns in [columns if columns is not None else header_columns(conn)]
-        for name in ("subtotal", "credits", "tax", "total")
-    ]
-    header = cur.execute(
-        sql.SQL(
-            "select invoice_id, tenant_id, subscription_id, period_start, period_end, currency, {}"
-            " from marts.invoice_header where invoice_id = %s"
-        ).format(sql.SQL(", ").join(figures)),
-        [draft_id],
-    ).fetchone()
-    if header is None:
-        raise DraftInvalid(f"draft {draft_id} is not in marts.invoice_header")
+    draft = cur.execute("select * from marts.invoice_drafts where invoice_id = %s", [draft_id]).fetchone()
+    if draft is None:
+        raise DraftInvalid(f"draft {draft_id} is not in marts.invoice_drafts")
     existing = conn.execute(
         "select status from billing.invoices where subscription_id = %s and period_start = %s",
-        [header["subscription_id"], header["period_start"]],
+        [draft["subscription_id"], draft["period_start"]],
     ).fetchall()
     if any(status != "void" for (status,) in existing) or (existing and not allow_after_void):
         return None  # issued already (a void one is regenerated only by an operator's correction)
+    if gated_hash is not None and draft["content_hash"] != gated_hash:
+        raise DraftChanged(f"draft {draft_id} changed since the gate passed it: re-run the gate")
+    if draft["has_pricing_error"]:
+        raise DraftInvalid(f"draft {draft_id}: pricing configuration error: {draft['pricing_errors']}")
+    missing = [name for name in ("currency", "subtotal", "credits", "tax", "total") if draft[name] is None]
+    if missing:
+        raise DraftInvalid(f"draft {draft_id}: {', '.join(missing)} missing")
     lines = cur.execute(
         "select line_no, kind, metric_code, description, quantity, unit_price, amount"
         " from marts.invoice_draft_lines where invoice_id = %s order by line_no",
         [draft_id],
     ).fetchall()
-    problems = [
-        f"line {line['line_no']} ({line['description']}) has no amount" for line in lines if line["amount"] is None
-    ]
-    problems += [f"{name} missing" for name in ("subtotal", "credits", "tax", "total") if header[name] is None]
-    if "has_pricing_error" in (columns if columns is not None else header_columns(conn)):
-        # dbt may have been rebuilt since the gate ran: its own verdict on the draft still holds.
-        flagged = conn.execute(
-            "select pricing_errors from marts.invoice_header where invoice_id = %s and has_pricing_error", [draft_id]
-        ).fetchone()
-        if flagged:
-            problems.append(f"pricing configuration error: {flagged[0]}")
-    if problems:
-        raise DraftInvalid(f"draft {draft_id}: {'; '.join(problems)}")
-    tenant = _tenant(conn, header["tenant_id"])
-    currency = header["currency"]
-    subtotal, credits, tax = header["subtotal"], header["credits"], header["tax"]
+    tenant = _tenant(conn, draft["tenant_id"])
     invoice_id = uuid.uuid4()
-    applications: list[tuple[Any, Decimal, str]] = []
-
-    # Manual credits: reduce the pre-tax amount, never below zero; the rest carries forward.
-    grants = conn.execute(
-        "select g.grant_id, g.reason, g.amount - coalesce(sum(a.amount), 0) as remaining"
-        " from billing.credit_grants g left join billing.credit_applications a using (grant_id)"
-        " where g.tenant_id = %s and g.currency = %s group by g.grant_id order by g.created_at, g.grant_id",
-        [header["tenant_id"], currency],
-    ).fetchall()
-    room = subtotal - credits
-    for grant_id, reason, remaining in grants:
-        use = min(remaining, room)
-        if use > 0:
-            applications.append((grant_id, use, reason))
-            room -= use
-    extra_lines = []
-    if applications:
-        # The rate valid on the period's last day, as dbt's invoice_header prices tax.
-        rate = _tax_rate(conn, tenant["country"], header["period_end"] - timedelta(days=1))
-        if rate is None:
-            raise DraftInvalid(f"draft {draft_id}: no tax rate for {tenant['country']} to recompute tax after credits")
-        applied = sum((use for _, use, _ in applications), Decimal(0))
-        credits = credits + applied
-        tax = round_money((subtotal - credits) * rate, currency)
-        next_line = max((line["line_no"] for line in lines), default=0) + 1
-        for offset, (_grant, use, reason) in enumerate(applications):
-            extra_lines.append(
-                {
-                    "line_no": next_line + offset,
-                    "kind": "credit",
-                    "metric_code": None,
-                    "description": f"Manual credit: {reason}",
-                    "quantity": None,
-                    "unit_price": None,
-                    "amount": -use,
-                }
-            )
-    total = subtotal - credits + tax
     issued_at = issued_at or datetime.now(UTC)
     number = next_number(conn, "INV", issued_at.year)
     invoice = {
         "invoice_id": invoice_id,
         "invoice_number": number,
-        "tenant_id": header["tenant_id"],
+        "tenant_id": draft["tenant_id"],
         "tenant_name": tenant["name"],
         "billing_email": tenant["billing_email"],
-        "subscription_id": header["subscription_id"],
-        "period_start": header["period_start"],
-        "period_end": header["period_end"],
-        "currency": currency,
-        "subtotal": subtotal,
-        "credits": credits,
-        "tax": tax,
-        "total": total,
+        "subscription_id": draft["subscription_id"],
+        "period_start": draft["period_start"],
+        "period_end": draft["period_end"],
+        "currency": draft["currency"],
+        "subtotal": draft["subtotal"],
+        "credits": draft["credits"],
+        "tax": draft["tax"],
+        "total": draft["total"],
         "issued_at": issued_at,
     }
-    all_lines = [dict(line) for line in lines] + extra_lines
-    references = _references(conn, replaces_invoice_id)
-    doc = document_from_rows(invoice, all_lines, references)
+    doc = document_from_rows(invoice, lines, _references(conn, replaces_invoice_id))
     conn.execute(
         "insert into billing.invoices (invoice_id, invoice_number, draft_id, tenant_id, tenant_name, billing_email,"
         " subscription_id, period_start, period_end, currency, subtotal, credits, tax, total, status, issued_at,"
         " content_hash, replaces_invoice_id)"
-        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'issued', %s, %s, %s)",
-        [
-            invoice_id, number, draft_id, header["tenant_id"], tenant["name"], tenant["billing_email"],
-            header["subscription_id"], header["period_start"], header["period_end"], currency, subtotal, credits,
-            tax, total, issued_at, documents.content_hash(doc), replaces_invoice_id,
-        ],
-    )  # fmt: skip
-    with conn.cursor() as lines_cur:
-        lines_cur.executemany(
-            "insert into billing.invoice_line_items (invoice_id, line_no, kind, metric_code, description, quantity,"
-            " unit_price, amount) values (%s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                (invoice_id, line["line_no"], line["kind"], line["metric_code"], line["description"],
-                 line["quantity"], line["unit_price"], line["amount"])
-                for line in all_lines
-            ],
-        )  # fmt: skip
-    for grant_id, use, _ in applications:
-        conn.execute(
-            "insert into billing.credit_applications (grant_id, invoice_id, amount) values (%s, %s, %s)",
-            [grant_id, invoice_id, use],
-        )
+        " values (%(invoice_id)s, %(invoice_number)s, %(draft_id)s, %(tenant_id)s, %(tenant_name)s,"
+        " %(billing_email)s, %(subscription_id)s, %(period_start)s, %(period_end)s, %(currency)s, %(subtotal)s,"
+        " %(credits)s, %(tax)s, %(total)s, 'issued', %(issued_at)s, %(content_hash)s, %(replaces)s)",
+        invoice | {"draft_id": draft_id, "content_hash": documents.content_hash(doc), "replaces": replaces_invoice_id},
+    )
+    conn.execute(
+        "insert into billing.invoice_line_items (invoice_id, line_no, kind, metric_code, description, quantity,"
+        " unit_price, amount) select %s, line_no, kind, metric_code, description, quantity, unit_price, amount"
+        " from marts.invoice_draft_lines where invoice_id = %s",
+        [invoice_id, draft_id],
+    )
+    grants = conn.execute(
+        "insert into billing.credit_applications (grant_id, invoice_id, amount)"
+        " select credit_grant_id, %s, credit_grant_amount from marts.invoice_draft_lines"
+        " where invoice_id = %s and credit_grant_id is not null order by line_no"
+        " returning grant_id, amount",
+        [invoice_id, draft_id],
+    ).fetchall()
+    for grant_id, used in grants:
         audit.record(
             conn,
             actor=actor,
@@ -291,12 +231,12 @@ def issue_draft(
             resource=f"invoice:{number}",
             metadata={
                 "grant_id": str(grant_id),
-                "amount": str(use),
-                "currency": currency,
-                "tenant_id": header["tenant_id"],
+                "amount": str(used),
+                "currency": draft["currency"],
+                "tenant_id": draft["tenant_id"],
             },
         )
-    uris = write_documents(zone, doc)
+    staged = publish.stage(zone, doc)
     audit.record(
         conn,
         actor=actor,
@@ -305,15 +245,16 @@ def issue_draft(
         metadata={
             "invoice_id": str(invoice_id),
             "draft_id": draft_id,
-            "period": header["period_start"].strftime("%Y-%m"),
-            "total": str(total),
-            "currency": currency,
+            "period": draft["period_start"].strftime("%Y-%m"),
+            "total": str(draft["total"]),
+            "currency": draft["currency"],
             "content_hash": documents.content_hash(doc),
-            "documents": uris,
+            "draft_content_hash": draft["content_hash"],
+            "documents": [zone.uri(s.final) for s in staged],
             **({"replaces_invoice_id": str(replaces_invoice_id)} if replaces_invoice_id else {}),
         },
     )
-    return number, uris
+    return Issued(number, staged)
 
 
 def load_document(conn: psycopg.Connection, invoice_number: str) -> Document:
@@ -329,14 +270,17 @@ def load_document(conn: psycopg.Connection, invoice_number: str) -> Document:
 
 
 def sweep_documents(conninfo: str, period: Period, zone: Zone) -> tuple[list[str], list[str]]:
-    """Remove invoice documents no committed invoice owns; re-render those an invoice lacks.
+    """Settle the outbox before issuing: temporaries of every period (publish.sweep_pending),
+    then this period's invoice documents that no committed invoice owns (removed) and those an
+    issued invoice lacks (rendered again from the warehouse: the same bytes).
 
-    Holds the period's lock exclusively, so no issue is in flight while it looks.
+    Holds the period's lock exclusively, so no issue of the period is in flight while it looks.
     """
     removed, repaired = [], []
     folder = f"invoices/{period.label}"
     with warehouse.transaction(conninfo) as conn:
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", [period_lock_key(period)])
+        repaired, removed = publish.sweep_pending(conn, zone)
         numbers = {
             n
             for (n,) in conn.execute(
@@ -347,11 +291,16 @@ def sweep_documents(conninfo: str, period: Period, zone: Zone) -> tuple[list[str
         for path in sorted(present):
             stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
             if stem not in numbers and path.endswith((".json", ".pdf")):
-                zone.fs.delete_file(f"{zone.root}/{path}")
+                zone.delete(path)
                 removed.append(zone.uri(path))
+        present = {f.path for f in zone.list(folder)}
         for number in sorted(numbers):
             if not {f"{folder}/{number}.json", f"{folder}/{number}.pdf"} <= present:
-                repaired += write_documents(zone, load_document(conn, number))
+                doc = load_document(conn, number)
+                repaired += [
+                    zone.write_bytes(doc.json_path, documents.render_json(doc)),
+                    zone.write_bytes(doc.pdf_path, documents.render_pdf(doc)),
+                ]
     return removed, repaired
 
 
@@ -364,11 +313,13 @@ def emit(
     issued_at: datetime | None = None,
     before_commit: Callable[[str, str], None] | None = None,
 ) -> EmitResult:
-    """Issue every draft of `period` the latest gate run lets through; idempotent.
+    """Issue every draft of `period` the latest gate run lets through, as long as the data is
+    what that gate read; idempotent.
 
-    Raises GateFailed when the period has no gate run or its latest run blocked it.
-    `before_commit(draft_id, invoice_number)` runs inside each invoice's transaction after its
-    documents are written (the place a crash hurts most; tests use it to crash there).
+    Raises GateFailed when the period has no gate run, its latest run blocked it, or the
+    period's inputs changed since it. `before_commit(draft_id, invoice_number)` runs inside each
+    invoice's transaction after its documents are staged (the place a crash hurts most; tests
+    use it to crash there).
     """
     period = Period.parse(period)
     zone = outbox(outbox_url)
@@ -378,37 +329,63 @@ def emit(
             raise GateFailed(f"no gate run for {period}: run the gate first (meterline gate --period {period})")
         if not decision.passed:
             raise GateFailed("the latest gate run blocks the period; nothing emitted\n" + decision.summary())
+        gated = gate_inputs(conn, decision.run_id)
+        if gated is None:
+            raise GateFailed(
+                f"gate run {decision.run_id} recorded no inputs to check against: re-run the gate"
+                f" (meterline gate --period {period})"
+            )
+        changed = changed_inputs(gated.watermarks, watermarks(conn, period))
+        if changed:
+            raise GateFailed(
+                f"data changed since the gate at {decision.decided_at:%Y-%m-%d %H:%M} UTC ({'; '.join(changed)});"
+                f" nothing emitted: rebuild and re-run the gate (meterline close --period {period})"
+            )
         drafts = [
             d
             for (d,) in conn.execute(
-                "select invoice_id from marts.invoice_header where period_start = %s order by invoice_id",
+                "select invoice_id from marts.invoice_drafts where period_start = %s order by invoice_id",
                 [period.start],
             ).fetchall()
         ]
     result = EmitResult(period, decision.run_id)
     result.removed, result.repaired = sweep_documents(conninfo, period, zone)
     blocked = decision.blocked_invoices
+    gate_time = f"{decision.decided_at:%Y-%m-%d %H:%M} UTC"
     # One connection, one transaction per invoice: the advisory locks are transaction-scoped.
     with warehouse.connect(conninfo, autocommit=True) as conn:
-        columns = header_columns(conn)
         for draft_id in drafts:
             if draft_id in blocked:
                 result.blocked[draft_id] = blocked[draft_id]
                 continue
+            if draft_id not in gated.hashes:
+                result.failed[draft_id] = f"not covered by the gate at {gate_time}: re-run the gate"
+                continue
             try:
                 with conn.transaction():
                     _lock_period_shared(conn, period)
-                    issued = issue_draft(conn, draft_id, zone, actor=actor, issued_at=issued_at, columns=columns)
+                    issued = issue_draft(
+                        conn, draft_id, zone, actor=actor, issued_at=issued_at, gated_hash=gated.hashes[draft_id]
+                    )
                     if issued is not None and before_commit:
-                        before_commit(draft_id, issued[0])
+                        before_commit(draft_id, issued.number)
             except DraftInvalid as exc:
                 result.blocked[draft_id] = [str(exc)]
                 log.error("not issued: %s", exc)
                 continue
+            except DraftChanged:
+                result.failed[draft_id] = f"the draft changed since the gate at {gate_time}: re-run the gate"
+                continue
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                raise  # the connection is gone: no later draft can be issued either
+            except Exception as exc:  # one draft must never stop the others
+                log.exception("could not issue %s", draft_id)
+                result.failed[draft_id] = f"could not be issued ({type(exc).__name__}: {exc}); nothing of it was kept"
+                continue
             if issued is None:
                 result.already_issued.append(draft_id)
             else:
-                result.issued.append(issued[0])
-                result.documents += issued[1]
+                result.issued.append(issued.number)
+                result.documents += publish.publish(zone, issued.staged)
     log.info("%s", result.summary())
     return result

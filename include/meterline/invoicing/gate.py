@@ -4,26 +4,31 @@ Checks have a scope (DESIGN.md "The gate and emission"):
 - period-wide checks block every invoice of P: the data-quality suites on usage, allocation,
   coverage, rejection rate, freshness and the dbt tests on the billing models, and the
   reconciliation (no `recon_summary` row of P may be `failed`);
-- invoice-level checks block their draft only: a pricing configuration error reported by dbt in
-  `invoice_header`, or a draft failing its own expectations (suite `invoice_drafts`).
+- invoice-level checks block their draft only: a pricing configuration error dbt reports in
+  `invoice_drafts`, a draft dbt holds for review (`needs_review`: implausible or unrepresentable
+  figures), or a draft failing its own expectations (suite `invoice_drafts`).
 
 Every check evaluated is one `ops.invoice_gate` row of the run (failing invoice-level checks one
 row per draft they block); `invoice_header` reads them to show drafts as blocked with their
 reasons. An operator may override one named check for one period with a justification: the row
 stays failed with `overridden = true`, and the override is audited.
+
+The gate binds its decision to the data it read: `ops.invoice_gate_inputs` keeps the period's
+input watermarks (`watermarks()`) and `ops.invoice_gate_drafts` each draft's fingerprint
+(`invoice_drafts.content_hash`). The emitter issues a draft only while both are unchanged.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from meterline import audit, warehouse
 from meterline.invoicing.period import Period
@@ -32,7 +37,34 @@ from meterline.quality.suites import DBT_SUITE, GX_SUITES
 log = logging.getLogger(__name__)
 
 PRICING_CHECK = "pricing_configuration"
+PLAUSIBILITY_CHECK = "plausibility"
 RECON_CHECK = "reconciliation"
+
+# What the period's decision depends on beyond the drafts themselves: the event files of the
+# period and after (late events), the rows they loaded and rejected, the live CUR deliveries of
+# the period, the catalog load and the manual credits. Cheap ledgers, not the raw rows.
+WATERMARKS_SQL = """
+select jsonb_build_object(
+    'event_files', (select count(*) from raw.ingested_files
+                    where feed = 'events' and partition_date >= %(start)s),
+    'events_loaded_through', (select max(loaded_at) from raw.ingested_files
+                              where feed = 'events' and partition_date >= %(start)s),
+    'events_loaded', (select coalesce(sum(rows_loaded), 0) from raw.ingested_files
+                      where feed = 'events' and partition_date >= %(start)s and partition_date < %(end)s),
+    'events_rejected', (select count(*) from raw.events_rejected
+                        where partition_date >= %(start)s and partition_date < %(end)s),
+    'cur_deliveries', (select coalesce(jsonb_agg(delivery_id order by delivery_id), '[]'::jsonb)
+                       from raw.cur_deliveries
+                       where billing_period = %(start)s and status = 'loaded' and superseded_by is null),
+    'catalog_loaded_at', (select max(loaded_at) from (
+                            select max(loaded_at) as loaded_at from raw.catalog_subscriptions
+                            union all select max(loaded_at) from raw.catalog_plans
+                            union all select max(loaded_at) from raw.catalog_price_components
+                            union all select max(loaded_at) from raw.catalog_tax_rates
+                            union all select max(loaded_at) from raw.catalog_credits) as loads),
+    'credit_grants', (select count(*) from billing.credit_grants)
+)
+"""
 
 
 class GateFailed(RuntimeError):
@@ -198,70 +230,62 @@ def _recon_check(conn: psycopg.Connection, period: Period) -> GateCheck:
     )
 
 
-def _strip_known(text: str, known: list[str]) -> str:
-    for piece in sorted(known, key=len, reverse=True):
-        text = text.replace(piece, " ")
-    return text
-
-
-def header_columns(conn: psycopg.Connection) -> set[str]:
-    return {
-        name
-        for (name,) in conn.execute(
-            "select column_name from information_schema.columns"
-            " where table_schema = 'marts' and table_name = 'invoice_header'"
-        ).fetchall()
-    }
-
-
-def _pricing_checks(conn: psycopg.Connection, period: Period, previous: GateDecision | None) -> list[GateCheck]:
-    """Drafts dbt found a pricing configuration error in (a missing price or tax rate).
-
-    invoice_header says so in `has_pricing_error` / `pricing_errors`. Where those columns are
-    absent, only `blocked_reason` tells, and it also lists what the previous gate run found:
-    those reasons are not dbt's, so they are taken out before deciding (else a fixed problem
-    would block forever). Errors that persist are also caught by the `invoice_drafts` suite.
-    """
-    if not _relation_exists(conn, "marts.invoice_header"):
-        return [GateCheck(PRICING_CHECK, "period", False, "marts.invoice_header does not exist: build the invoices")]
-    where = "see marts.invoice_header and marts.invoice_draft_lines where invoice_id = '{}'"
-    checks = []
-    if {"has_pricing_error", "pricing_errors"} <= header_columns(conn):
-        rows = conn.execute(
-            "select invoice_id, pricing_errors from marts.invoice_header"
-            " where period_start = %s and has_pricing_error and issued_invoice_id is null order by invoice_id"
-            if "issued_invoice_id" in header_columns(conn)
-            else "select invoice_id, pricing_errors from marts.invoice_header"
-            " where period_start = %s and has_pricing_error order by invoice_id",
-            [period.start],
-        ).fetchall()
-        for draft, errors in rows:
-            reason = f"{(errors or 'pricing configuration error').strip()}; {where.format(draft)}"
-            checks.append(GateCheck(PRICING_CHECK, "invoice", False, reason, invoice_id=draft))
-        return checks or [GateCheck(PRICING_CHECK, "invoice", True)]
+def _draft_checks(conn: psycopg.Connection, period: Period) -> list[GateCheck]:
+    """Drafts dbt flags in invoice_drafts (not issued yet): a pricing configuration error (a
+    missing price or tax rate), or figures held for review (plausibility)."""
+    if not _relation_exists(conn, "marts.invoice_drafts"):
+        missing = "marts.invoice_drafts does not exist: build the invoices"
+        return [GateCheck(name, "period", False, missing) for name in (PRICING_CHECK, PLAUSIBILITY_CHECK)]
     rows = conn.execute(
-        "select invoice_id, blocked_reason from marts.invoice_header"
-        " where period_start = %s and status = 'blocked' order by invoice_id",
+        "select d.invoice_id, d.has_pricing_error, d.pricing_errors, d.needs_review, d.plausibility_errors"
+        " from marts.invoice_drafts d where d.period_start = %s and (d.has_pricing_error or d.needs_review)"
+        " and not exists (select 1 from billing.invoices i where i.subscription_id = d.subscription_id"
+        "  and i.period_start = d.period_start and i.status <> 'void')"
+        " order by d.invoice_id",
         [period.start],
     ).fetchall()
-    for draft, reason in rows:
-        known: list[str] = ["gate:"]
-        if previous:
-            for c in previous.checks:
-                if not c.passed and (c.scope == "period" or c.invoice_id == draft):
-                    known += [c.reason or "", c.name]
-        leftover = _strip_known(reason or "", [k for k in known if k])
-        if re.sub(r"[\W_]+", "", leftover):
-            checks.append(
-                GateCheck(
-                    PRICING_CHECK,
-                    "invoice",
-                    False,
-                    f"{(reason or '').strip()}; {where.format(draft)}",
-                    invoice_id=draft,
-                )
-            )
-    return checks or [GateCheck(PRICING_CHECK, "invoice", True)]
+    where = "see marts.invoice_drafts and marts.invoice_draft_lines where invoice_id = '{}'"
+    checks = []
+    for draft, has_pricing_error, pricing_errors, needs_review, plausibility_errors in rows:
+        if has_pricing_error:
+            reason = f"{(pricing_errors or 'pricing configuration error').strip()}; {where.format(draft)}"
+            checks.append(GateCheck(PRICING_CHECK, "invoice", False, reason, invoice_id=draft))
+        if needs_review:
+            reason = f"held for review: {plausibility_errors}; {where.format(draft)}"
+            checks.append(GateCheck(PLAUSIBILITY_CHECK, "invoice", False, reason, invoice_id=draft))
+    for name in (PRICING_CHECK, PLAUSIBILITY_CHECK):
+        if not any(c.name == name for c in checks):
+            checks.append(GateCheck(name, "invoice", True))
+    return checks
+
+
+def watermarks(conn: psycopg.Connection, period: Period) -> dict[str, object]:
+    """The period's input watermarks now (WATERMARKS_SQL), as JSON-ready values."""
+    (marks,) = conn.execute(WATERMARKS_SQL, {"start": period.start, "end": period.end}).fetchone()
+    return marks
+
+
+@dataclass(frozen=True)
+class GateInputs:
+    """What a gate run read: the period's watermarks and each draft's fingerprint."""
+
+    watermarks: dict[str, object]
+    hashes: dict[str, str]  # draft id -> invoice_drafts.content_hash
+
+
+def gate_inputs(conn: psycopg.Connection, run_id: str) -> GateInputs | None:
+    row = conn.execute("select watermarks from ops.invoice_gate_inputs where run_id = %s", [run_id]).fetchone()
+    if row is None:
+        return None
+    hashes = dict(
+        conn.execute("select invoice_id, content_hash from ops.invoice_gate_drafts where run_id = %s", [run_id])
+    )
+    return GateInputs(row[0], hashes)
+
+
+def changed_inputs(before: dict[str, object], now: dict[str, object]) -> list[str]:
+    """What moved between two watermark readings, readable: `event_files 31 -> 32`."""
+    return [f"{key} {before.get(key)} -> {now.get(key)}" for key in sorted(now) if before.get(key) != now.get(key)]
 
 
 def latest_decision(conn: psycopg.Connection, period: str | Period) -> GateDecision | None:
@@ -302,9 +326,8 @@ def evaluate_gate(
     with warehouse.transaction(conninfo) as conn:
         # One gate run per period at a time: the rows of a run appear together.
         conn.execute("select pg_advisory_xact_lock(hashtext('meterline.gate'), hashtext(%s))", [period.label])
-        previous = latest_decision(conn, period)
         checks = [*_dq_checks(conn, period, required), _recon_check(conn, period)]
-        checks += _pricing_checks(conn, period, previous)
+        checks += _draft_checks(conn, period)
         names = {c.name for c in checks}
         unknown = sorted(set(overrides) - names)
         if unknown:
@@ -331,6 +354,18 @@ def evaluate_gate(
                     check.reason,
                     decided_at,
                 ],
+            )
+        # What this decision covers: the inputs read now and each draft's fingerprint.
+        conn.execute(
+            "insert into ops.invoice_gate_inputs (run_id, period_start, watermarks, decided_at)"
+            " values (%s, %s, %s, %s)",
+            [run_id, period.start, Jsonb(watermarks(conn, period)), decided_at],
+        )
+        if _relation_exists(conn, "marts.invoice_drafts"):
+            conn.execute(
+                "insert into ops.invoice_gate_drafts (run_id, invoice_id, content_hash)"
+                " select %s, invoice_id, content_hash from marts.invoice_drafts where period_start = %s",
+                [run_id, period.start],
             )
         decision = GateDecision(run_id, period, checks, decided_at=decided_at, overrides=overrides)
         for check_name, justification in sorted(overrides.items()):

@@ -8,22 +8,24 @@ Suites and the scope of what they find:
   cent (a negative total, credits above usage, passes: only a leak blocks);
 - `invoice_coverage` (period): every subscription active in P has exactly one draft, and no
   draft exists for a subscription that was not active;
-- `invoice_drafts` (invoice): totals consistent, lines add up, currency valid, total not negative,
-  a tax rate and every price present; each failure names the drafts (invoice_id) it concerns;
+- `invoice_drafts` (invoice), on the figures dbt computed in `invoice_drafts`: totals
+  consistent, subtotal and credits equal to the lines, tax = rate x taxable, currency valid,
+  total not negative, a tax rate and every price present; each failure names the drafts
+  (invoice_id) it concerns;
 - `events_rejected` (period): the share of P's event rows rejected is under the threshold;
 - `freshness` (period): events through the end of P, a loaded CUR delivery for P, and budget
   data refreshed within 24 h of the suites' run (every budget of the catalog in
   `marts.budget_master` with a recent `last_refreshed_at`; no budgets at all passes). Stale
   budgets block the period like stale feeds do: the issue asks for it, and a close must not run
   on budgets nobody has measured for a day (override the check with a justification if needed);
-- `dbt_billing` (period): `dbt test` on the billing models.
+- `dbt_billing` (period): the tests of the close's one dbt build (recorded by
+  `meterline.close.build`), or `dbt test` on the billing models when the suites run alone.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 import uuid
 import warnings
@@ -31,7 +33,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -54,11 +55,10 @@ GX_SUITES = (
     "freshness",
 )
 DBT_SUITE = "dbt_billing"
-DBT_BILLING_SELECT = "invoice_header invoice_draft_lines"
+DBT_BILLING_SELECT = "invoice_drafts invoice_draft_lines invoice_header"
 # The CUR cost the allocation distributes and recon_summary compares: fact_cost_raw.billed_cost
 # (net unblended where AWS gives it, unblended otherwise).
 RAW_COST_COLUMN = "billed_cost"
-# Tax is the rate valid on the period's last day (as dbt's invoice_header prices it).
 # Events must reach the last day of the period: the feed is a daily partition.
 EVENTS_FRESH_WITHIN = timedelta(days=1)
 # Budget data (marts.budget_master.last_refreshed_at) is stale when older than this at the
@@ -224,26 +224,28 @@ def _suites(
         ),
         Suite(
             "invoice_drafts",
-            ("marts.invoice_header", "marts.invoice_draft_lines", "raw.catalog_tenants", "raw.catalog_tax_rates"),
+            ("marts.invoice_drafts", "marts.invoice_draft_lines"),
+            # Assertions on the figures dbt computed (invoice_drafts, invoice_draft_lines), draft by
+            # draft: a draft failing one is blocked on its own, the others go out.
             sql.SQL(
                 "with lines as ("
                 "  select invoice_id,"
                 "   coalesce(sum(amount) filter (where kind <> 'credit'), 0) as lines_subtotal,"
+                "   coalesce(-sum(amount) filter (where kind = 'credit'), 0) as lines_credits,"
                 "   bool_and(amount is not null) as amounts_present"
                 "  from marts.invoice_draft_lines group by 1)"
-                " select h.invoice_id, h.currency, h.subtotal, h.credits, h.tax, h.total,"
-                "  coalesce(h.total = h.subtotal - h.credits + h.tax, false) as is_total_consistent,"
-                "  coalesce(h.subtotal = coalesce(l.lines_subtotal, 0), false) as is_subtotal_from_lines,"
-                "  coalesce(h.credits between 0 and h.subtotal, false) as is_credit_within_subtotal,"
-                "  coalesce(l.amounts_present, true) and h.subtotal is not null as has_prices,"
-                "  h.tax is not null and exists ("
-                "   select 1 from raw.catalog_tax_rates r where upper(r.country) = upper(t.country)"
-                "   and r.valid_from <= h.period_end - 1 and (r.valid_to is null or r.valid_to > h.period_end - 1)"
-                "  ) as has_tax_rate"
-                " from marts.invoice_header h"
-                " left join lines l on l.invoice_id = h.invoice_id"
-                " left join raw.catalog_tenants t on t.tenant_id = h.tenant_id"
-                " where h.period_start = {start}"
+                " select d.invoice_id, d.currency, d.subtotal, d.credits, d.tax, d.total,"
+                "  coalesce(d.total = d.subtotal - d.credits + d.tax, false) as is_total_consistent,"
+                "  coalesce(d.subtotal = coalesce(l.lines_subtotal, 0)"
+                "   and d.credits = coalesce(l.lines_credits, 0), false) as is_subtotal_from_lines,"
+                "  coalesce(d.credits between 0 and d.subtotal, false) as is_credit_within_subtotal,"
+                "  coalesce(d.tax = round(d.tax_rate * (d.subtotal - d.credits), d.minor_units), false)"
+                "   as is_tax_rate_times_taxable,"
+                "  coalesce(l.amounts_present, true) and d.subtotal is not null as has_prices,"
+                "  d.tax_rate is not null as has_tax_rate"
+                " from marts.invoice_drafts d"
+                " left join lines l on l.invoice_id = d.invoice_id"
+                " where d.period_start = {start}"
             ).format(start=start),
             (
                 ex("totals_consistent", "ExpectColumnValuesToBeInSet", column="is_total_consistent", value_set=[True]),
@@ -257,6 +259,12 @@ def _suites(
                     "credits_within_subtotal",
                     "ExpectColumnValuesToBeInSet",
                     column="is_credit_within_subtotal",
+                    value_set=[True],
+                ),
+                ex(
+                    "tax_is_rate_times_taxable",
+                    "ExpectColumnValuesToBeInSet",
+                    column="is_tax_rate_times_taxable",
                     value_set=[True],
                 ),
                 ex("currency_valid", "ExpectColumnValuesToBeInSet", column="currency", value_set=currencies),
@@ -420,33 +428,12 @@ def _run_gx_suite(gx: Any, context: Any, datasource: Any, suite: Suite, query: s
     return results
 
 
-def _run_dbt_tests(conninfo: str, select: str, period: Period) -> list[ExpectationResult]:
-    from meterline import transform
-
-    with tempfile.TemporaryDirectory(prefix="meterline-dq-dbt-") as scratch:
-        done = transform.run(
-            ["test", "--select", *select.split(), "--target-path", scratch],
-            conninfo,
-            as_of=period.closes_at,
-            check=False,
-            capture_output=True,
-            text=True,
-        )
-        results_file = Path(scratch) / "run_results.json"
-        if not results_file.exists():
-            tail = "\n".join((done.stdout + done.stderr).splitlines()[-20:])
-            return [ExpectationResult(DBT_SUITE, "dbt_test_ran", "period", False, detail={"output": tail})]
-        run_results = json.loads(results_file.read_text())["results"]
-    if not run_results:
-        return [
-            ExpectationResult(
-                DBT_SUITE, "tests_selected", "period", False, detail={"reason": f"no dbt test selected by {select!r}"}
-            )
-        ]
+def dbt_test_results(run_results: list[dict[str, Any]]) -> list[ExpectationResult]:
+    """The data tests and unit tests of a dbt run (its run_results.json `results`), one result each."""
     return [
         ExpectationResult(
             suite=DBT_SUITE,
-            expectation=r["unique_id"].removeprefix("test.meterline."),
+            expectation=r["unique_id"].removeprefix("test.meterline.").removeprefix("unit_test.meterline."),
             scope="period",
             success=r["status"] == "pass",
             observed_value={"status": r["status"], "failures": r.get("failures")},
@@ -454,7 +441,60 @@ def _run_dbt_tests(conninfo: str, select: str, period: Period) -> list[Expectati
             detail={"message": r.get("message")},
         )
         for r in run_results
+        if r["unique_id"].startswith(("test.", "unit_test."))
     ]
+
+
+def _run_dbt_tests(conninfo: str, select: str, period: Period) -> list[ExpectationResult]:
+    from meterline import transform
+
+    args = ["test", "--select", *select.split()]
+    run_results, output = transform.run_for_results(args, conninfo, as_of=period.closes_at)
+    if run_results is None:
+        return [ExpectationResult(DBT_SUITE, "dbt_test_ran", "period", False, detail={"output": output})]
+    results = dbt_test_results(run_results)
+    if not results:
+        return [
+            ExpectationResult(
+                DBT_SUITE, "tests_selected", "period", False, detail={"reason": f"no dbt test selected by {select!r}"}
+            )
+        ]
+    return results
+
+
+def store_results(conninfo: str, period: Period, results: list[ExpectationResult], started: float) -> SuiteRun:
+    """Record one data-quality run's results in ops.dq_results (the gate reads the latest run of
+    each suite) and return it."""
+    run_id = f"dq-{period.label}-{uuid.uuid4().hex[:12]}"
+    with warehouse.transaction(conninfo) as conn:
+        for r in results:
+            conn.execute(
+                "insert into ops.dq_results (dq_run_id, period_start, suite, expectation, scope, success,"
+                " observed_value, unexpected_count, failing_keys, detail)"
+                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    run_id,
+                    period.start,
+                    r.suite,
+                    r.expectation,
+                    r.scope,
+                    r.success,
+                    Jsonb(r.observed_value),
+                    r.unexpected_count,
+                    r.failing_keys,
+                    Jsonb(r.detail),
+                ],
+            )
+    run = SuiteRun(run_id, period, results, time.monotonic() - started)
+    log.info(
+        "dq run %s for %s: %d expectations, %d failed (%.1fs)",
+        run_id,
+        period,
+        len(results),
+        len(run.failures),
+        run.seconds,
+    )
+    return run
 
 
 def run_suites(
@@ -473,7 +513,6 @@ def run_suites(
     period = Period.parse(period)
     started = time.monotonic()
     threshold = rejection_pct if rejection_pct is not None else settings().event_rejection_pct
-    run_id = f"dq-{period.label}-{uuid.uuid4().hex[:12]}"
     results: list[ExpectationResult] = []
     with warehouse.connect(conninfo, autocommit=True) as conn:
         has_master = not _missing_relations(conn, ("marts.budget_master",))
@@ -510,32 +549,4 @@ def run_suites(
             results += _run_gx_suite(gx, context, datasource, suite, query)
     if dbt_select:
         results += _run_dbt_tests(conninfo, dbt_select, period)
-    with warehouse.transaction(conninfo) as conn:
-        for r in results:
-            conn.execute(
-                "insert into ops.dq_results (dq_run_id, period_start, suite, expectation, scope, success,"
-                " observed_value, unexpected_count, failing_keys, detail)"
-                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    run_id,
-                    period.start,
-                    r.suite,
-                    r.expectation,
-                    r.scope,
-                    r.success,
-                    Jsonb(r.observed_value),
-                    r.unexpected_count,
-                    r.failing_keys,
-                    Jsonb(r.detail),
-                ],
-            )
-    run = SuiteRun(run_id, period, results, time.monotonic() - started)
-    log.info(
-        "dq run %s for %s: %d expectations, %d failed (%.1fs)",
-        run_id,
-        period,
-        len(results),
-        len(run.failures),
-        run.seconds,
-    )
-    return run
+    return store_results(conninfo, period, results, started)

@@ -1,9 +1,10 @@
 -- dbt's computed lines of every draft invoice (one per subscription and month): priced lines
 -- (int_invoice_lines_priced), late-usage adjustments for months already issued
--- (int_adjustments_priced_for_late_usage) and one credit line when credits apply. line_no
+-- (int_adjustments_priced_for_late_usage), one credit line when catalog credits apply, and one
+-- per manual credit used (int_credit_grants_applied_to_drafts, credit_grant_id set). line_no
 -- orders them: base fees, usage per metric, overage, minimum-commitment true-up, adjustments,
--- credit.
--- The emitter copies these into billing.invoice_line_items at issue.
+-- credit, manual credits oldest first.
+-- The emitter copies these into billing.invoice_line_items at issue, as they are.
 
 with
 
@@ -25,6 +26,12 @@ credits as (
 
 ),
 
+grants_used as (
+
+    select * from {{ ref('int_credit_grants_applied_to_drafts') }}
+
+),
+
 invoices as (
 
     select * from {{ ref('int_invoices_configured') }}
@@ -42,22 +49,43 @@ credit_lines as (
         'credits applied (' || credit_remaining::text || ' ' || currency || ' carried forward)' as description,
         cast(1 as numeric) as quantity,
         -credits_applied as unit_price,
-        -credits_applied as amount
+        -credits_applied as amount,
+        cast(null as uuid) as credit_grant_id
     from credits
     where credits_applied > 0
 
 ),
 
+manual_credit_lines as (
+
+    select
+        invoice_id,
+        10 as kind_order,
+        granted_at as segment_started_at,  -- orders the grants oldest first
+        'credit' as kind,
+        cast(null as text) as metric_code,
+        'Manual credit: ' || reason as description,
+        cast(1 as numeric) as quantity,
+        -amount as unit_price,
+        -amount as amount,
+        grant_id as credit_grant_id
+    from grants_used
+
+),
+
 all_lines as (
 
-    select * from lines
+    select *, cast(null as uuid) as credit_grant_id from lines
     union all
     select
-        invoice_id, kind_order, segment_started_at, kind, metric_code, description, quantity, unit_price, amount
+        invoice_id, kind_order, segment_started_at, kind, metric_code, description, quantity, unit_price, amount,
+        cast(null as uuid) as credit_grant_id
     from adjustments
     where invoice_id is not null
     union all
     select * from credit_lines
+    union all
+    select * from manual_credit_lines
 
 ),
 
@@ -67,7 +95,8 @@ final as (
         all_lines.invoice_id,
         row_number() over (
             partition by all_lines.invoice_id
-            order by all_lines.kind_order, all_lines.segment_started_at, all_lines.metric_code
+            order by all_lines.kind_order, all_lines.segment_started_at, all_lines.metric_code,
+                all_lines.credit_grant_id
         ) as line_no,
         all_lines.kind,
         all_lines.metric_code,
@@ -75,6 +104,9 @@ final as (
         all_lines.quantity,
         all_lines.unit_price,
         all_lines.amount,
+        all_lines.credit_grant_id,
+        -- what the issued invoice records as used of that grant (billing.credit_applications)
+        case when all_lines.credit_grant_id is not null then -all_lines.amount end as credit_grant_amount,
         invoices.subscription_id,
         invoices.tenant_id,
         invoices.period_start,

@@ -1,26 +1,20 @@
--- One row per subscription and month: the draft's figures and its current state.
+-- One row per subscription and month: the draft's figures (invoice_drafts) and its current
+-- state, read live: a view over the drafts, the latest gate run and what was issued, so it is
+-- current the moment the gate decides or the emitter issues, with no rebuild.
 --
 -- status: the live (not void) billing.invoices row's status when the month was issued (its
--- issued figures are shown; the draft's recomputation stays in draft_*); otherwise `blocked`
--- when the draft has a pricing configuration error or the latest gate run of its period
--- (ops.invoice_gate, latest run by decided_at) has a failing, not overridden check of scope
--- period or of scope invoice naming it; otherwise `open`. blocked_reason lists every reason.
---
--- Figures (DESIGN.md): subtotal = the rounded lines before credits; credits capped at the
--- subtotal; tax = rate x (subtotal - credits) rounded to the minor unit; total = subtotal -
--- credits + tax.
+-- issued figures are shown; the draft's own stay in draft_*); otherwise `blocked` when the draft
+-- has a pricing configuration error or the latest gate run of its period (ops.invoice_gate,
+-- latest run by decided_at) has a failing, not overridden check of scope period or of scope
+-- invoice naming it; otherwise `open`. blocked_reason lists every reason.
+
+{{ config(materialized='view') }}
 
 with
 
-invoices as (
+drafts as (
 
-    select * from {{ ref('int_invoices_configured') }}
-
-),
-
-lines as (
-
-    select * from {{ ref('invoice_draft_lines') }}
+    select * from {{ ref('invoice_drafts') }}
 
 ),
 
@@ -33,35 +27,6 @@ issued as (
 gate_checks as (
 
     select * from {{ ref('stg_ops__invoice_gate_checks') }}
-
-),
-
-line_totals as (
-
-    select
-        invoice_id,
-        coalesce(sum(amount) filter (where kind <> 'credit'), 0) as subtotal,
-        coalesce(-sum(amount) filter (where kind = 'credit'), 0) as credits,
-        count(*) as line_count
-    from lines
-    group by 1
-
-),
-
-drafts as (
-
-    select
-        invoices.*,
-        coalesce(line_totals.subtotal, 0) as draft_subtotal,
-        coalesce(line_totals.credits, 0) as draft_credits,
-        coalesce(line_totals.line_count, 0) as line_count,
-        {{ round_money(
-            'invoices.tax_rate * (coalesce(line_totals.subtotal, 0) - coalesce(line_totals.credits, 0))',
-            'invoices.minor_units'
-        ) }} as draft_tax
-    from invoices
-    left join line_totals
-        on line_totals.invoice_id = invoices.invoice_id
 
 ),
 
@@ -118,13 +83,10 @@ final as (
         drafts.period_start,
         drafts.period_end,
         coalesce(live_issued.currency, drafts.currency) as currency,
-        coalesce(live_issued.subtotal, drafts.draft_subtotal) as subtotal,
-        coalesce(live_issued.credits, drafts.draft_credits) as credits,
-        coalesce(live_issued.tax, drafts.draft_tax) as tax,
-        coalesce(
-            live_issued.total,
-            drafts.draft_subtotal - drafts.draft_credits + drafts.draft_tax
-        ) as total,
+        coalesce(live_issued.subtotal, drafts.subtotal) as subtotal,
+        coalesce(live_issued.credits, drafts.credits) as credits,
+        coalesce(live_issued.tax, drafts.tax) as tax,
+        case when live_issued.invoice_id is null then drafts.total else live_issued.total end as total,
         case
             when live_issued.invoice_id is not null then live_issued.status
             when drafts.has_pricing_error or gate_blocks.gate_reasons is not null then 'blocked'
@@ -134,10 +96,10 @@ final as (
             when live_issued.invoice_id is null
                 then nullif(concat_ws('; ', drafts.pricing_errors, gate_blocks.gate_reasons), '')
         end as blocked_reason,
-        drafts.draft_subtotal,
-        drafts.draft_credits,
-        drafts.draft_tax,
-        drafts.draft_subtotal - drafts.draft_credits + drafts.draft_tax as draft_total,
+        drafts.subtotal as draft_subtotal,
+        drafts.credits as draft_credits,
+        drafts.tax as draft_tax,
+        drafts.total as draft_total,
         drafts.tax_rate,
         drafts.tax_date,
         drafts.country,
@@ -147,6 +109,9 @@ final as (
         drafts.line_count,
         drafts.has_pricing_error,
         drafts.pricing_errors,
+        drafts.needs_review,
+        drafts.plausibility_errors,
+        drafts.content_hash,
         live_issued.invoice_id as issued_invoice_id,
         live_issued.invoice_number,
         live_issued.issued_at
