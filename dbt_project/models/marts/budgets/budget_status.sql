@@ -46,7 +46,10 @@ spend as (
 
 periods as (
 
+    -- Months up to the as-of day's: a later month's drafts (the close builds the next month's
+    -- open draft) are not spend yet, and must not cross a threshold before the month began.
     select distinct scope_type, scope_id, period_start from spend
+    where period_start <= cast(date_trunc('month', {{ as_of_date() }}) as date)
     union
     select scope_type, scope_id, cast(date_trunc('month', {{ as_of_date() }}) as date) from budgets
 
