@@ -69,8 +69,9 @@ def test_budget_status_actual_forecast_and_state(month, month_db):
     db = month_db
     rows = db.execute(
         "select budget_id, period_start::text, actual, forecast, pct_used, thresholds_crossed::text, state"
-        " from marts.budget_status where period_start = '2025-03-01' order by budget_id"
+        " from marts.budget_status order by budget_id"
     ).fetchall()
+    # As of 2025-03-10: March only, though the close built April's open drafts already.
     assert rows == [
         ("b-acme", "2025-03-01", Decimal("130.00"), Decimal("403.00"), Decimal("86.67"), "{80}", "warning"),
         ("b-beta", "2025-03-01", Decimal("202.35"), Decimal("627.29"), Decimal("101.18"), "{80,100}", "breached"),
