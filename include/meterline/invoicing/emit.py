@@ -105,6 +105,7 @@ def document_from_rows(invoice: dict[str, Any], lines: list[dict[str, Any]], ref
         tax=invoice["tax"],
         total=invoice["total"],
         issued_at=invoice["issued_at"],
+        content_hash=invoice["content_hash"],
         lines=tuple(
             Line(
                 line_no=line["line_no"],
@@ -257,16 +258,15 @@ def issue_draft(
     }
     all_lines = [dict(line) for line in lines] + extra_lines
     references = _references(conn, replaces_invoice_id)
-    doc = document_from_rows(invoice, all_lines, references)
     conn.execute(
         "insert into billing.invoices (invoice_id, invoice_number, draft_id, tenant_id, tenant_name, billing_email,"
         " subscription_id, period_start, period_end, currency, subtotal, credits, tax, total, status, issued_at,"
-        " content_hash, replaces_invoice_id)"
-        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'issued', %s, %s, %s)",
+        " replaces_invoice_id)"
+        " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'issued', %s, %s)",
         [
             invoice_id, number, draft_id, header["tenant_id"], tenant["name"], tenant["billing_email"],
             header["subscription_id"], header["period_start"], header["period_end"], currency, subtotal, credits,
-            tax, total, issued_at, documents.content_hash(doc), replaces_invoice_id,
+            tax, total, issued_at, replaces_invoice_id,
         ],
     )  # fmt: skip
     with conn.cursor() as lines_cur:
@@ -296,6 +296,10 @@ def issue_draft(
                 "tenant_id": header["tenant_id"],
             },
         )
+    # The hash of the stored rows, written once by this (the issuing) transaction; the documents
+    # print it, and the commit is refused if any row changes after this.
+    (invoice["content_hash"],) = conn.execute("select billing.seal_invoice(%s)", [invoice_id]).fetchone()
+    doc = document_from_rows(invoice, all_lines, references)
     uris = write_documents(zone, doc)
     audit.record(
         conn,
@@ -308,7 +312,7 @@ def issue_draft(
             "period": header["period_start"].strftime("%Y-%m"),
             "total": str(total),
             "currency": currency,
-            "content_hash": documents.content_hash(doc),
+            "content_hash": doc.content_hash,
             "documents": uris,
             **({"replaces_invoice_id": str(replaces_invoice_id)} if replaces_invoice_id else {}),
         },
