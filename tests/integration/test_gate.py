@@ -44,8 +44,9 @@ def test_clean_month_passes_every_check(month, db):
         " where period_start = '2025-03-01'"
     ).fetchone()
     # 24 expectations (usage 7, allocation 2, coverage 2, drafts 8, rejection 1, freshness 4)
-    # + reconciliation + pricing configuration. No budgets at all: budget freshness passes.
-    assert rows == (26, True, 1)
+    # + reconciliation + pricing configuration + content hash of the issued documents (none yet).
+    # No budgets at all: budget freshness passes.
+    assert rows == (27, True, 1)
     assert db.execute("select action from ops.audit_log where resource = 'period:2025-03'").fetchall() == [
         ("gate.passed",)
     ]

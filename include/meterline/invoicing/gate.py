@@ -26,6 +26,7 @@ from datetime import datetime
 import psycopg
 
 from meterline import audit, warehouse
+from meterline.invoicing import integrity
 from meterline.invoicing.period import Period
 from meterline.quality.suites import DBT_SUITE, GX_SUITES
 
@@ -297,6 +298,7 @@ def evaluate_gate(
         previous = latest_decision(conn, period)
         checks = [*_dq_checks(conn, period, required), _recon_check(conn, period)]
         checks += _pricing_checks(conn, period, previous)
+        checks.append(integrity.content_hash_check(conn))
         names = {c.name for c in checks}
         unknown = sorted(set(overrides) - names)
         if unknown:
