@@ -209,6 +209,8 @@ $$;
 
 -- credit_notes had no created_at: the issuing transaction's start, like invoices.created_at.
 alter table billing.credit_notes add column if not exists created_at timestamptz;
+comment on column billing.credit_notes.created_at is
+    'When the transaction that issued the credit note started (empty before migration 090).';
 
 drop trigger if exists invoices_stamp_issue on billing.invoices;
 create trigger invoices_stamp_issue before insert on billing.invoices
