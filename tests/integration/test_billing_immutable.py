@@ -333,9 +333,20 @@ def test_every_legitimate_path_works_as_the_pipeline_and_audits_exactly(db, pipe
             folder = "credit_notes" if number.startswith("CN") else "invoices"
             body = Path(outbox, folder, "2025-03", f"{number}.json").read_text()
             assert f'"content_hash": "{content_hash}"' in body, number
+            kind = "credit_note" if number.startswith("CN") else "invoice"
+            assert status_rows[(f"{kind}.issued", f"{kind}:{number}")]["content_hash"] == content_hash, number
         assert integrity.hash_mismatches(pipe) == []
         assert integrity.content_hash_check(pipe).passed
-    assert DRAFT["t-0002"] == status_rows[("invoice.issued", "invoice:INV-2025-000004")]["draft_id"]
+    regenerated = status_rows[("invoice.issued", "invoice:INV-2025-000004")]
+    assert (regenerated["draft_id"], regenerated["replaces_invoice_id"]) == (
+        DRAFT["t-0002"],
+        invoice_ids["INV-2025-000002"],
+    )
+    credit_note = status_rows[("credit_note.issued", "credit_note:CN-2025-000001")]
+    assert {k: v for k, v in credit_note.items() if k not in ("documents", "content_hash")} == {
+        "invoice": "INV-2025-000003", "reason": "goodwill", "subtotal": "-1000", "tax": "-100", "total": "-1100",
+        "currency": "JPY",
+    }  # fmt: skip
 
 
 @pytest.mark.slow  # two dbt test runs: ~20 s
