@@ -87,16 +87,17 @@ def baseline(url: str) -> None:
         )
         db.execute(
             "insert into billing.invoices (invoice_id, invoice_number, draft_id, tenant_id, subscription_id,"
-            " period_start, period_end, currency, subtotal, credits, tax, total, status, issued_at, content_hash)"
+            " period_start, period_end, currency, subtotal, credits, tax, total, status, issued_at)"
             " select ids.id, 'INV-2025-' || lpad(ids.n::text, 6, '0'), h.invoice_id, h.tenant_id, h.subscription_id,"
-            " h.period_start, h.period_end, h.currency, h.subtotal, h.credits, h.tax, h.total, 'issued', now(),"
-            " md5(h.invoice_id) from marts.invoice_header h join ids on ids.draft_id = h.invoice_id"
+            " h.period_start, h.period_end, h.currency, h.subtotal, h.credits, h.tax, h.total, 'issued', now()"
+            " from marts.invoice_header h join ids on ids.draft_id = h.invoice_id"
         )
         db.execute(
             "insert into billing.invoice_line_items (invoice_id, line_no, kind, metric_code, description, quantity,"
             " unit_price, amount) select ids.id, l.line_no, l.kind, l.metric_code, l.description, l.quantity,"
             " l.unit_price, l.amount from marts.invoice_draft_lines l join ids on ids.draft_id = l.invoice_id"
         )
+        db.execute("select billing.seal_invoice(id) from ids")
 
 
 def main() -> None:

@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 DATABASE = "meterline"
 SCHEMAS = ("raw", "staging", "intermediate", "marts", "billing", "ops")
 PIPELINE_ROLE = "meterline_pipeline"
+# Owns the `billing` schema and everything in it (migration 090_billing_owner.sql); nobody logs
+# in as it. The pipeline writes billing only through what it grants: inserts of new documents
+# and the audited SECURITY DEFINER functions. The bootstrap login is a member, to migrate.
+BILLING_OWNER_ROLE = "meterline_billing_owner"
 ANALYST_ROLE = "meterline_analyst"
 OPERATOR_ROLE = "meterline_operator"
 # Tenant-scoped access (migration 080_access.sql, README "Tenant-scoped access"): tenant logins
@@ -140,7 +144,8 @@ def sqlalchemy_url(conninfo: str) -> str:
 
 
 def connect(conninfo: str | None = None, *, autocommit: bool = False) -> psycopg.Connection:
-    """A connection acting as `meterline_pipeline`, the owner of every warehouse object."""
+    """A connection acting as `meterline_pipeline`: it owns every schema but `billing`, where it
+    may read, insert new documents and call the audited functions (090_billing_owner.sql)."""
     return psycopg.connect(conninfo or url(), autocommit=autocommit, options=f"-c role={PIPELINE_ROLE} -c timezone=UTC")
 
 
@@ -180,6 +185,7 @@ def _ensure_roles(conn: psycopg.Connection) -> None:
     # their role (an admin sets its password), so the role's search_path applies to them.
     roles = (
         (PIPELINE_ROLE, "nologin"),
+        (BILLING_OWNER_ROLE, "nologin"),
         (ANALYST_ROLE, "login"),
         (OPERATOR_ROLE, "login"),
         (TENANT_ROLE, "nologin"),
@@ -207,19 +213,26 @@ def _ensure_roles(conn: psycopg.Connection) -> None:
                 sql.Identifier(role), sql.SQL(", ").join(map(sql.Identifier, path))
             )
         )
-    conn.execute(sql.SQL("grant {} to current_user").format(sql.Identifier(PIPELINE_ROLE)))
+    # The bootstrap login migrates as either role; the pipeline role must never be a member of
+    # the billing owner (it would own what protects billing from it).
+    for role in (PIPELINE_ROLE, BILLING_OWNER_ROLE):
+        conn.execute(sql.SQL("grant {} to current_user").format(sql.Identifier(role)))
 
 
 def _grant(conn: psycopg.Connection, database: str) -> None:
     ident = sql.Identifier
     conn.execute(sql.SQL("grant create, connect on database {} to {}").format(ident(database), ident(PIPELINE_ROLE)))
+    # A schema's new owner needs CREATE on the database (ALTER SCHEMA billing OWNER, 090).
+    conn.execute(sql.SQL("grant create on database {} to {}").format(ident(database), ident(BILLING_OWNER_ROLE)))
     for role in (ANALYST_ROLE, OPERATOR_ROLE, TENANT_ROLE):
         conn.execute(sql.SQL("grant connect on database {} to {}").format(ident(database), ident(role)))
     for schema in SCHEMAS:
         conn.execute(
             sql.SQL("create schema if not exists {} authorization {}").format(ident(schema), ident(PIPELINE_ROLE))
         )
-        conn.execute(sql.SQL("alter schema {} owner to {}").format(ident(schema), ident(PIPELINE_ROLE)))
+        owner = conn.execute("select pg_get_userbyid(nspowner) from pg_namespace where nspname = %s", [schema])
+        if owner.fetchone()[0] != BILLING_OWNER_ROLE:  # billing, once 090 handed it over, stays the owner's
+            conn.execute(sql.SQL("alter schema {} owner to {}").format(ident(schema), ident(PIPELINE_ROLE)))
         readers = [OPERATOR_ROLE] + ([ANALYST_ROLE] if schema in ANALYST_SCHEMAS else [])
         for reader in readers:
             conn.execute(sql.SQL("grant usage on schema {} to {}").format(ident(schema), ident(reader)))
@@ -255,7 +268,10 @@ def bootstrap(conninfo: str | None = None) -> list[str]:
             if name in done:
                 continue
             log.info("applying %s", name)
+            # As the pipeline, unless the file says otherwise (090 hands billing to its owner).
+            conn.execute(sql.SQL("set role {}").format(sql.Identifier(PIPELINE_ROLE)))
             conn.execute(text)
+            conn.execute(sql.SQL("set role {}").format(sql.Identifier(PIPELINE_ROLE)))
             conn.execute("insert into ops.schema_migrations (name) values (%s)", [name])
             applied.append(name)
     return applied

@@ -1,7 +1,8 @@
 """Who may read what, connecting as each role on the real warehouse: the analyst reads marts and
 billing only, the operator every schema by unqualified name, a tenant only its own rows through
 the `tenant` views (row-level security, 080_access.sql and dbt's tenant_access post-hook), and
-the pipeline still writes everything (the emitter, a credit note, dbt rebuilds)."""
+the pipeline still writes what it writes (the emitter, a credit note, dbt rebuilds). What the
+pipeline may not do to billing is in test_billing_immutable.py."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from decimal import Decimal
 
 import psycopg
 import pytest
+from _issued import issue_invoice
 from handwritten_month import PERIOD, SUB, TOTALS, pass_gate
 from psycopg import sql
 
@@ -64,22 +66,12 @@ def new_login(warehouse_url: str) -> Iterator[Callable[..., str]]:
 
 def put_invoice(db: psycopg.Connection, tenant_id: str, number: str, total: str, lines: int) -> uuid.UUID:
     """An issued invoice and its lines written straight by the pipeline role (RLS forced)."""
-    invoice_id = uuid.uuid4()
-    db.execute(
-        "insert into billing.invoices (invoice_id, invoice_number, draft_id, tenant_id, subscription_id,"
-        " period_start, period_end, currency, subtotal, credits, tax, total, status, issued_at, content_hash)"
-        " values (%s, %s, %s, %s, %s, '2025-03-01', '2025-04-01', 'USD', %s, 0, 0, %s, 'issued', now(), 'h')",
-        [invoice_id, number, f"D-{number}", tenant_id, uuid.uuid4(), Decimal(total), Decimal(total)],
-    )
     share = (Decimal(total) / lines).quantize(Decimal("0.01"))
     amounts = [share] * (lines - 1) + [Decimal(total) - share * (lines - 1)]  # adds up to the total
-    for no, amount in enumerate(amounts, start=1):
-        db.execute(
-            "insert into billing.invoice_line_items (invoice_id, line_no, kind, description, amount)"
-            " values (%s, %s, 'usage', %s, %s)",
-            [invoice_id, no, f"{number} line {no}", amount],
-        )
-    return invoice_id
+    return issue_invoice(
+        db, number, tenant_id, "USD", total, issued_at="2025-04-02T00:00:00Z",
+        lines=[{"description": f"{number} line {no}", "amount": amount} for no, amount in enumerate(amounts, start=1)],
+    )  # fmt: skip
 
 
 def test_analyst_reads_marts_and_billing_only_and_changes_nothing(db, warehouse_url):
@@ -148,13 +140,16 @@ def test_operator_and_deployment_login_read_every_row(db, warehouse_url, new_log
         assert op.execute("select count(*) from events").fetchone() == (0,)
         assert refused(op, "update invoices set status = 'paid'")
         assert refused(op, "select count(*) from tenant.invoices")
-    # A deployment's login that joins the pipeline role without SET ROLE (docker-compose's
-    # `meterline` user, as great-expectations connects) keeps the pipeline's every-row policy.
+    # A deployment's login that joins the pipeline role without SET ROLE (as great-expectations
+    # connects) keeps the pipeline's every-row policy: it reads every row and issues documents,
+    # and, like the pipeline, never adds a line to an invoice issued before.
     with login(warehouse_url, new_login("meterline_pipeline")) as deploy:
         assert deploy.execute("select count(*) from billing.invoice_line_items").fetchone() == (3,)
-        deploy.execute("insert into billing.invoice_line_items (invoice_id, line_no, kind, description, amount)"
-                       " values (%s, 3, 'adjustment', 'late usage', 1.50)", [first])  # fmt: skip
+        issue_invoice(deploy, "INV-2025-000003", "T003", "USD", "1.50", lines=[{"amount": "1.50"}])
         assert deploy.execute("select count(*) from billing.invoice_line_items").fetchone() == (4,)
+        with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="INV-2025-000001 is issued"):
+            deploy.execute("insert into billing.invoice_line_items (invoice_id, line_no, kind, description, amount)"
+                           " values (%s, 3, 'adjustment', 'late usage', 1.50)", [first])  # fmt: skip
 
 
 def test_tenant_views_show_each_tenant_only_its_rows(month_db, month_url, tmp_path):
@@ -206,13 +201,18 @@ def test_tenant_views_show_each_tenant_only_its_rows(month_db, month_url, tmp_pa
     assert t2["credit_notes"] == [("CN-2025-000001", Decimal("-23.80"))]  # 20.00 + 19 % tax, credited
     assert t3["lines"] == 2 and t3["payments"] == []
 
-    # Row-level security on, forced (the owning pipeline too), three policies, views owned by the reader.
+    # Row-level security on, forced (the owner too), four policies, views owned by the reader.
     assert db.execute(
         "select c.relname, c.relrowsecurity, c.relforcerowsecurity, array_agg(p.polname order by p.polname)"
         " from pg_class c join pg_policy p on p.polrelid = c.oid where c.relnamespace = 'billing'::regnamespace"
         " group by 1, 2, 3 order by 1"
     ).fetchall() == [
-        (table, True, True, ["meterline_pipeline_all", "meterline_staff_read", "meterline_tenant_read"])
+        (
+            table,
+            True,
+            True,
+            ["meterline_billing_owner_all", "meterline_pipeline_all", "meterline_staff_read", "meterline_tenant_read"],
+        )
         for table in ("credit_notes", "invoice_line_items", "invoices", "payment_txn")
     ]
     assert db.execute("select viewname, viewowner from pg_views where schemaname = 'tenant' and viewname in"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from _issued import pay_in_full
 from handwritten_month import PERIOD, SUB, catalog_never_had, pass_gate
 
 from meterline import close
@@ -230,12 +231,15 @@ def test_corrections_are_refused_without_actor_reason_or_on_a_paid_invoice(issue
         corrections.issue_credit_note(issued, "INV-2025-000001", reason=" ", actor="ops:bob")
     with pytest.raises(CorrectionRefused, match="no issued invoice INV-2025-000999"):
         corrections.void_invoice(issued, "INV-2025-000999", reason="x", actor="ops:bob")
-    db.execute("update billing.invoices set status = 'paid' where invoice_number = 'INV-2025-000001'")
+    pay_in_full(db, "INV-2025-000001", actor="ops:erin")
     with pytest.raises(CorrectionRefused, match="is paid"):
         corrections.void_invoice(issued, "INV-2025-000001", reason="x", actor="ops:bob")
     with pytest.raises(CorrectionRefused, match="unknown tenant"):
         corrections.grant_credit(issued, "t-9999", Decimal("5"), reason="x", actor="ops:bob")
-    assert audit_actions(db) == [("invoice.issued", f"invoice:INV-2025-00000{n}", "emitter") for n in (1, 2, 3)]
+    assert audit_actions(db) == [
+        *[("invoice.issued", f"invoice:INV-2025-00000{n}", "emitter") for n in (1, 2, 3)],
+        ("invoice.paid", "invoice:INV-2025-000001", "ops:erin"),
+    ]
 
 
 def test_a_dispute_changes_the_status_only_and_is_settled_or_voided(issued, db):
@@ -264,7 +268,7 @@ def test_a_dispute_changes_the_status_only_and_is_settled_or_voided(issued, db):
     corrections.dispute_invoice(issued, "INV-2025-000002", reason="wrong plan", actor="ops:bob")
     corrections.void_invoice(issued, "INV-2025-000002", reason="wrong plan", actor="ops:bob")
     assert state("INV-2025-000002")[0] == "void"
-    db.execute("update billing.invoices set status = 'paid' where invoice_number = 'INV-2025-000003'")
+    pay_in_full(db, "INV-2025-000003", actor="ops:erin")
     with pytest.raises(CorrectionRefused, match="INV-2025-000003 is paid, not issued"):
         corrections.dispute_invoice(issued, "INV-2025-000003", reason="late", actor="ops:bob")
 
@@ -273,6 +277,7 @@ def test_a_dispute_changes_the_status_only_and_is_settled_or_voided(issued, db):
         ("invoice.dispute_resolved", "invoice:INV-2025-000001", "ops:alice"),
         ("invoice.disputed", "invoice:INV-2025-000002", "ops:bob"),
         ("invoice.voided", "invoice:INV-2025-000002", "ops:bob"),
+        ("invoice.paid", "invoice:INV-2025-000003", "ops:erin"),
     ]
     reasons = db.execute(
         "select metadata ->> 'reason', metadata ->> 'previous_status' from ops.audit_log"

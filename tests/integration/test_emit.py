@@ -19,7 +19,6 @@ import pytest
 from handwritten_month import DRAFT, PERIOD, SUB, TOTALS, pass_gate
 
 from meterline import close
-from meterline.invoicing import documents
 from meterline.invoicing.emit import emit, load_document
 from meterline.invoicing.gate import GateFailed
 from meterline.landing import Zone
@@ -58,9 +57,13 @@ def assert_complete_set(db: psycopg.Connection, outbox: str) -> None:
     assert [f.path for f in zone.list("invoices/2025-03")] == [
         f"invoices/2025-03/{n}.{ext}" for n in NUMBERS for ext in ("json", "pdf")
     ]
-    for number, stored_hash in db.execute("select invoice_number, content_hash from billing.invoices").fetchall():
+    hashes = db.execute(
+        "select invoice_number, content_hash, billing.invoice_content_hash(invoice_id) from billing.invoices"
+    ).fetchall()
+    for number, stored_hash, recomputed in hashes:
         body = json.loads(zone.read_bytes(f"invoices/2025-03/{number}.json"))
-        assert body["content_hash"] == stored_hash == documents.content_hash(load_document(db, number))
+        assert body["content_hash"] == stored_hash == recomputed == load_document(db, number).content_hash
+        assert len(stored_hash) == 64
     assert db.execute("select count(*) from ops.audit_log where action = 'invoice.issued'").fetchone() == (3,)
 
 
@@ -217,20 +220,23 @@ def test_emit_to_an_s3_outbox(month, db, s3_bucket):
 
 
 def test_issued_invoice_cannot_be_changed_in_the_database(month, db, tmp_path):
+    """As the pipeline: no UPDATE, DELETE or TRUNCATE on billing; the status changes only through
+    the audited functions (every refusal, as a real login: test_billing_immutable.py)."""
     emit(month, PERIOD, str(tmp_path / "outbox"), issued_at=ISSUED_AT)
-    with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="only its status may change"):
-        db.execute("update billing.invoices set total = 1 where invoice_number = 'INV-2025-000001'")
-    with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="immutable"):
-        db.execute("update billing.invoice_line_items set amount = 0")
-    with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="immutable"):
-        db.execute("delete from billing.invoices")
-    with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="immutable"):
-        db.execute("truncate billing.invoice_line_items cascade")
+    for statement in (
+        "update billing.invoices set total = 1 where invoice_number = 'INV-2025-000001'",
+        "update billing.invoice_line_items set amount = 0",
+        "delete from billing.invoices",
+        "truncate billing.invoice_line_items cascade",
+    ):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            db.execute(statement)
     # Its status may change, and updated_at with it.
-    db.execute("update billing.invoices set status = 'paid' where invoice_number = 'INV-2025-000001'")
+    invoice_id = db.execute("select invoice_id from billing.invoices where invoice_number = 'INV-2025-000001'")
+    db.execute("select billing.dispute_invoice(%s, 'contested', 'ops:test')", [invoice_id.fetchone()[0]])
     assert db.execute(
         "select status, updated_at > created_at, total from billing.invoices where invoice_number = 'INV-2025-000001'"
-    ).fetchone() == ("paid", True, Decimal("143.00"))
+    ).fetchone() == ("disputed", True, Decimal("143.00"))
 
 
 @pytest.mark.skipif(not shutil.which("pdftoppm"), reason="poppler-utils missing: `make install` installs it as root")

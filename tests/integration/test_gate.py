@@ -55,10 +55,11 @@ def test_clean_month_passes_every_check(month, db):
         " where period_start = '2025-03-01'"
     ).fetchone()
     # 24 expectations (usage 7, allocation 1, coverage 2, drafts 9, rejection 1, freshness 4),
-    # every test of the close's dbt build, and reconciliation, pricing configuration and
-    # plausibility. No budgets at all: budget freshness passes.
+    # every test of the close's dbt build, and reconciliation, pricing configuration,
+    # plausibility and the content hash of the issued documents (none yet). No budgets at all:
+    # budget freshness passes.
     assert dbt_tests > 50
-    assert rows == (24 + dbt_tests + 3, True, 1)
+    assert rows == (24 + dbt_tests + 4, True, 1)
     assert db.execute("select action from ops.audit_log where resource = 'period:2025-03'").fetchall() == [
         ("gate.passed",)
     ]

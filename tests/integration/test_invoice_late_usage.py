@@ -29,18 +29,20 @@ def _issue(db, draft_id: str, issued_at: datetime) -> uuid.UUID:
         " from marts.invoice_header where invoice_id = %s",
         [draft_id],
     ).fetchone()
-    db.execute(
-        "insert into billing.invoices (invoice_id, invoice_number, draft_id, tenant_id, subscription_id,"
-        " period_start, period_end, currency, subtotal, credits, tax, total, status, issued_at, content_hash)"
-        " values (%s, 'INV-2026-000001', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'issued', %s, 'hash')",
-        [invoice_id, draft_id, *header, issued_at],
-    )
-    db.execute(
-        "insert into billing.invoice_line_items (invoice_id, line_no, kind, metric_code, description, quantity,"
-        " unit_price, amount) select %s, line_no, kind, metric_code, description, quantity, unit_price, amount"
-        " from marts.invoice_draft_lines where invoice_id = %s",
-        [invoice_id, draft_id],
-    )
+    with db.transaction():  # the pipeline writes an invoice, its lines and its hash at once
+        db.execute(
+            "insert into billing.invoices (invoice_id, invoice_number, draft_id, tenant_id, subscription_id,"
+            " period_start, period_end, currency, subtotal, credits, tax, total, status, issued_at)"
+            " values (%s, 'INV-2026-000001', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'issued', %s)",
+            [invoice_id, draft_id, *header, issued_at],
+        )
+        db.execute(
+            "insert into billing.invoice_line_items (invoice_id, line_no, kind, metric_code, description, quantity,"
+            " unit_price, amount) select %s, line_no, kind, metric_code, description, quantity, unit_price, amount"
+            " from marts.invoice_draft_lines where invoice_id = %s",
+            [invoice_id, draft_id],
+        )
+        db.execute("select billing.seal_invoice(%s)", [invoice_id])
     return invoice_id
 
 

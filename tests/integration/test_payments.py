@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from _issued import issue_invoice
 
 from meterline import cli
 from meterline.payments.generate import generate_payments
@@ -36,18 +37,11 @@ HEADER = "payment_id,invoice_number,amount,currency,status,paid_at\n"
 def issue(db: psycopg.Connection, number: str, tenant: str, currency: str, total: str, *, void: bool = False) -> None:
     """An issued invoice with the contract's columns (as the emitter writes it)."""
     sub = uuid.uuid4()
-    db.execute(
-        "insert into billing.invoices (invoice_id, invoice_number, draft_id, tenant_id, subscription_id,"
-        " period_start, period_end, currency, subtotal, credits, tax, total, status, issued_at, content_hash)"
-        " values (%s, %s, %s, %s, %s, '2025-03-01', '2025-04-01', %s, %s, 0, 0, %s, 'issued', %s, 'h')",
-        [uuid.uuid4(), number, f"D-202503-{sub}", tenant, sub, currency, Decimal(total), Decimal(total), ISSUED_AT],
+    invoice_id = issue_invoice(
+        db, number, tenant, currency, total, issued_at=ISSUED_AT, subscription_id=sub, draft_id=f"D-202503-{sub}"
     )
     if void:
-        db.execute(
-            "update billing.invoices set status = 'void', voided_at = %s, void_reason = 'test', voided_by = 'ops'"
-            " where invoice_number = %s",
-            [ISSUED_AT, number],
-        )
+        db.execute("select billing.void_invoice(%s, 'test', 'ops')", [invoice_id])
 
 
 @pytest.fixture
@@ -237,12 +231,15 @@ def test_credit_notes_reduce_what_is_owed(invoices, db, landing):
     invoice_id = db.execute(
         "select invoice_id from billing.invoices where invoice_number = 'INV-2025-000004'"
     ).fetchone()
-    db.execute(
-        "insert into billing.credit_notes (credit_note_id, credit_note_number, invoice_id, tenant_id, currency,"
-        " subtotal, tax, total, reason, created_by, issued_at, content_hash)"
-        " values (%s, 'CN-2025-000001', %s, 't-0004', 'USD', -30.00, 0, -30.00, 'goodwill', 'ops', %s, 'h')",
-        [uuid.uuid4(), invoice_id[0], ISSUED_AT],
-    )
+    note_id = uuid.uuid4()
+    with db.transaction():
+        db.execute(
+            "insert into billing.credit_notes (credit_note_id, credit_note_number, invoice_id, tenant_id, currency,"
+            " subtotal, tax, total, reason, created_by, issued_at)"
+            " values (%s, 'CN-2025-000001', %s, 't-0004', 'USD', -30.00, 0, -30.00, 'goodwill', 'ops', %s)",
+            [note_id, invoice_id[0], ISSUED_AT],
+        )
+        db.execute("select billing.seal_credit_note(%s)", [note_id])
     write(landing, "2025-04/p.csv", HEADER + "py_a,INV-2025-000004,70.00,USD,succeeded,2025-04-03T10:00:00Z\n")
     assert load_payments(invoices, str(landing)).paid == ["INV-2025-000004"]
     assert open_mismatches(db) == []

@@ -34,7 +34,8 @@ def test_bootstrap_on_a_new_database_creates_it(server_url):
                     [list(warehouse.SCHEMAS)],
                 ).fetchall()
             )
-        assert owners == {s: "meterline_pipeline" for s in warehouse.SCHEMAS}
+        # billing is its owner role's (090_billing_owner.sql), every other schema the pipeline's.
+        assert owners == {s: "meterline_pipeline" for s in warehouse.SCHEMAS} | {"billing": "meterline_billing_owner"}
     finally:
         warehouse.drop_database(server_url, name)
 

@@ -21,10 +21,11 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from meterline import audit, warehouse
-from meterline.invoicing import documents, publish
+from meterline.invoicing import publish
 from meterline.invoicing.documents import Document, Line
 from meterline.invoicing.emit import DraftInvalid, _lock_period_shared, issue_draft
 from meterline.invoicing.money import round_money
@@ -55,7 +56,7 @@ def _require_actor_reason(actor: str, reason: str | None = None, *, needs_reason
 def _locked_invoice(conn: psycopg.Connection, invoice_number: str) -> dict[str, Any]:
     row = (
         conn.cursor(row_factory=dict_row)
-        .execute("select * from billing.invoices where invoice_number = %s for update", [invoice_number])
+        .execute("select * from billing.lock_invoices(array[%s])", [invoice_number])
         .fetchone()
     )
     if row is None:
@@ -71,24 +72,8 @@ def _void(conn: psycopg.Connection, invoice_number: str, *, reason: str, actor: 
         raise CorrectionRefused(
             f"invoice {invoice_number} is paid: refund it or issue a credit note instead of voiding it"
         )
-    conn.execute(
-        "update billing.invoices set status = 'void', voided_at = now(), void_reason = %s, voided_by = %s"
-        " where invoice_id = %s",
-        [reason, actor, invoice["invoice_id"]],
-    )
-    audit.record(
-        conn,
-        actor=actor,
-        action="invoice.voided",
-        resource=f"invoice:{invoice_number}",
-        metadata={
-            "invoice_id": str(invoice["invoice_id"]),
-            "reason": reason,
-            "previous_status": invoice["status"],
-            "total": str(invoice["total"]),
-            "currency": invoice["currency"],
-        },
-    )
+    # Voids and writes `invoice.voided` to ops.audit_log (090_billing_owner.sql).
+    conn.execute("select billing.void_invoice(%s, %s, %s)", [invoice["invoice_id"], reason, actor])
     return invoice
 
 
@@ -215,6 +200,21 @@ def issue_credit_note(
         number = next_number(conn, "CN", issued_at.year)
         note_id = uuid.uuid4()
         line = Line(1, "credit", f"Credit for invoice {invoice_number}: {reason}", -amount)
+        conn.execute(
+            "insert into billing.credit_notes (credit_note_id, credit_note_number, invoice_id, tenant_id, tenant_name,"
+            " billing_email, currency, subtotal, tax, total, reason, created_by, issued_at)"
+            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                note_id, number, invoice["invoice_id"], invoice["tenant_id"], invoice["tenant_name"],
+                invoice["billing_email"], currency, -amount, -tax, -(amount + tax), reason, actor, issued_at,
+            ],
+        )  # fmt: skip
+        conn.execute(
+            "insert into billing.credit_note_lines (credit_note_id, line_no, description, amount)"
+            " values (%s, 1, %s, %s)",
+            [note_id, line.description, line.amount],
+        )
+        (content_hash,) = conn.execute("select billing.seal_credit_note(%s)", [note_id]).fetchone()
         doc = Document(
             kind="credit_note",
             number=number,
@@ -232,23 +232,9 @@ def issue_credit_note(
             total=-(amount + tax),
             issued_at=issued_at,
             lines=(line,),
+            content_hash=content_hash,
             references={"credited_invoice": invoice_number},
             note=reason,
-        )
-        conn.execute(
-            "insert into billing.credit_notes (credit_note_id, credit_note_number, invoice_id, tenant_id, tenant_name,"
-            " billing_email, currency, subtotal, tax, total, reason, created_by, issued_at, content_hash)"
-            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                note_id, number, invoice["invoice_id"], invoice["tenant_id"], invoice["tenant_name"],
-                invoice["billing_email"], currency, doc.subtotal, doc.tax, doc.total, reason, actor, issued_at,
-                documents.content_hash(doc),
-            ],
-        )  # fmt: skip
-        conn.execute(
-            "insert into billing.credit_note_lines (credit_note_id, line_no, description, amount)"
-            " values (%s, 1, %s, %s)",
-            [note_id, line.description, line.amount],
         )
         zone = outbox(outbox_url)
         staged = publish.stage(zone, doc)
@@ -265,6 +251,7 @@ def issue_credit_note(
                 "tax": str(doc.tax),
                 "total": str(doc.total),
                 "currency": currency,
+                "content_hash": doc.content_hash,
                 "documents": uris,
             },
         )
@@ -309,20 +296,17 @@ def grant_credit(
 
 
 def _change_status(
-    conninfo: str, invoice_number: str, *, reason: str, actor: str, before: str, after: str, action: str
+    conninfo: str, invoice_number: str, *, reason: str, actor: str, before: str, function: str, action: str
 ) -> Correction:
     _require_actor_reason(actor, reason)
     with warehouse.transaction(conninfo) as conn:
         invoice = _locked_invoice(conn, invoice_number)
         if invoice["status"] != before:
             raise CorrectionRefused(f"invoice {invoice_number} is {invoice['status']}, not {before}")
-        conn.execute("update billing.invoices set status = %s where invoice_id = %s", [after, invoice["invoice_id"]])
-        audit.record(
-            conn,
-            actor=actor,
-            action=action,
-            resource=f"invoice:{invoice_number}",
-            metadata={"invoice_id": str(invoice["invoice_id"]), "reason": reason, "previous_status": before},
+        # Changes the status and writes `action` to ops.audit_log (090_billing_owner.sql).
+        conn.execute(
+            sql.SQL("select billing.{}(%s, %s, %s)").format(sql.Identifier(function)),
+            [invoice["invoice_id"], reason, actor],
         )
     return Correction(action, f"invoice:{invoice_number}", details={"invoice_id": str(invoice["invoice_id"])})
 
@@ -332,7 +316,7 @@ def dispute_invoice(conninfo: str, invoice_number: str, *, reason: str, actor: s
     is). Settle it with `resolve_dispute` (the invoice stands), a credit note (part of it was
     wrong) or void and regenerate (it was wrong); a payment in full settles it as paid."""
     return _change_status(
-        conninfo, invoice_number, reason=reason, actor=actor, before="issued", after="disputed",
+        conninfo, invoice_number, reason=reason, actor=actor, before="issued", function="dispute_invoice",
         action="invoice.disputed",
     )  # fmt: skip
 
@@ -340,7 +324,7 @@ def dispute_invoice(conninfo: str, invoice_number: str, *, reason: str, actor: s
 def resolve_dispute(conninfo: str, invoice_number: str, *, reason: str, actor: str) -> Correction:
     """The dispute is settled with the invoice standing: back to `issued`, owed as before."""
     return _change_status(
-        conninfo, invoice_number, reason=reason, actor=actor, before="disputed", after="issued",
+        conninfo, invoice_number, reason=reason, actor=actor, before="disputed", function="resolve_invoice_dispute",
         action="invoice.dispute_resolved",
     )  # fmt: skip
 

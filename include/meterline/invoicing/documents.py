@@ -2,12 +2,13 @@
 
 Both are rendered from the same `Document`, which is built from the issued rows; so a document
 lost from the outbox can be rendered again, byte for byte the same JSON, from the warehouse.
-The content hash is sha256 of the canonical JSON without the hash itself.
+Both carry the document's content hash as the warehouse stores it: defined once, in SQL
+(`billing.invoice_content_hash` / `billing.credit_note_content_hash`, 090_billing_owner.sql),
+written when the document is issued and checked by the gate and a dbt test.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from dataclasses import asdict, dataclass, field
@@ -47,6 +48,7 @@ class Document:
     total: Decimal
     issued_at: datetime
     lines: tuple[Line, ...]
+    content_hash: str  # billing.invoice_content_hash / credit_note_content_hash of the stored rows
     references: dict[str, str] = field(default_factory=dict)  # e.g. credited invoice, replaced invoice
     note: str | None = None
 
@@ -82,14 +84,8 @@ def content(doc: Document) -> dict[str, Any]:
     return _plain(asdict(doc))
 
 
-def content_hash(doc: Document) -> str:
-    canonical = json.dumps(content(doc), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def render_json(doc: Document) -> bytes:
-    body = content(doc) | {"content_hash": content_hash(doc)}
-    return (json.dumps(body, sort_keys=True, indent=2) + "\n").encode()
+    return (json.dumps(content(doc), sort_keys=True, indent=2) + "\n").encode()
 
 
 def render_pdf(doc: Document) -> bytes:
@@ -166,6 +162,6 @@ def render_pdf(doc: Document) -> bytes:
             ]
         )
     )
-    story += [summary, Spacer(1, 6 * mm), Paragraph(f"Content hash: {content_hash(doc)}", styles["Code"])]
+    story += [summary, Spacer(1, 6 * mm), Paragraph(f"Content hash: {doc.content_hash}", styles["Code"])]
     pdf.build(story)
     return buffer.getvalue()

@@ -116,6 +116,7 @@ def document_from_rows(invoice: dict[str, Any], lines: list[dict[str, Any]], ref
         tax=invoice["tax"],
         total=invoice["total"],
         issued_at=invoice["issued_at"],
+        content_hash=invoice["content_hash"],
         lines=tuple(
             Line(
                 line_no=line["line_no"],
@@ -200,15 +201,14 @@ def issue_draft(
         "total": draft["total"],
         "issued_at": issued_at,
     }
-    doc = document_from_rows(invoice, lines, _references(conn, replaces_invoice_id))
     conn.execute(
         "insert into billing.invoices (invoice_id, invoice_number, draft_id, tenant_id, tenant_name, billing_email,"
         " subscription_id, period_start, period_end, currency, subtotal, credits, tax, total, status, issued_at,"
-        " content_hash, replaces_invoice_id)"
+        " replaces_invoice_id)"
         " values (%(invoice_id)s, %(invoice_number)s, %(draft_id)s, %(tenant_id)s, %(tenant_name)s,"
         " %(billing_email)s, %(subscription_id)s, %(period_start)s, %(period_end)s, %(currency)s, %(subtotal)s,"
-        " %(credits)s, %(tax)s, %(total)s, 'issued', %(issued_at)s, %(content_hash)s, %(replaces)s)",
-        invoice | {"draft_id": draft_id, "content_hash": documents.content_hash(doc), "replaces": replaces_invoice_id},
+        " %(credits)s, %(tax)s, %(total)s, 'issued', %(issued_at)s, %(replaces)s)",
+        invoice | {"draft_id": draft_id, "replaces": replaces_invoice_id},
     )
     conn.execute(
         "insert into billing.invoice_line_items (invoice_id, line_no, kind, metric_code, description, quantity,"
@@ -236,6 +236,10 @@ def issue_draft(
                 "tenant_id": draft["tenant_id"],
             },
         )
+    # The hash of the stored rows, written once by this (the issuing) transaction; the documents
+    # print it, and the commit is refused if any row changes after this.
+    (invoice["content_hash"],) = conn.execute("select billing.seal_invoice(%s)", [invoice_id]).fetchone()
+    doc = document_from_rows(invoice, lines, _references(conn, replaces_invoice_id))
     staged = publish.stage(zone, doc)
     audit.record(
         conn,
@@ -248,7 +252,7 @@ def issue_draft(
             "period": draft["period_start"].strftime("%Y-%m"),
             "total": str(draft["total"]),
             "currency": draft["currency"],
-            "content_hash": documents.content_hash(doc),
+            "content_hash": doc.content_hash,
             "draft_content_hash": draft["content_hash"],
             "documents": [zone.uri(s.final) for s in staged],
             **({"replaces_invoice_id": str(replaces_invoice_id)} if replaces_invoice_id else {}),

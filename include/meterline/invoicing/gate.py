@@ -31,6 +31,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from meterline import audit, warehouse
+from meterline.invoicing import integrity
 from meterline.invoicing.period import Period
 from meterline.quality.suites import DBT_SUITE, GX_SUITES
 
@@ -328,6 +329,7 @@ def evaluate_gate(
         conn.execute("select pg_advisory_xact_lock(hashtext('meterline.gate'), hashtext(%s))", [period.label])
         checks = [*_dq_checks(conn, period, required), _recon_check(conn, period)]
         checks += _draft_checks(conn, period)
+        checks.append(integrity.content_hash_check(conn))
         names = {c.name for c in checks}
         unknown = sorted(set(overrides) - names)
         if unknown:

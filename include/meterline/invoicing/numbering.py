@@ -2,7 +2,8 @@
 
 The counter row is incremented in the caller's transaction and stays locked until it ends: a
 document that is rolled back gives its number back, and concurrent issuers take turns, so the
-committed numbers of a year are exactly 1..N.
+committed numbers of a year are exactly 1..N. The pipeline cannot write the counters itself:
+`billing.next_document_number` (090_billing_owner.sql) is its only way to take a number.
 """
 
 from __future__ import annotations
@@ -15,10 +16,5 @@ SERIES = ("INV", "CN")
 def next_number(conn: psycopg.Connection, series: str, year: int) -> str:
     if series not in SERIES:
         raise ValueError(f"unknown document series {series!r}; expected one of {SERIES}")
-    (number,) = conn.execute(
-        "insert into billing.document_counters (series, year, last_number) values (%s, %s, 1)"
-        " on conflict (series, year) do update set last_number = billing.document_counters.last_number + 1"
-        " returning last_number",
-        [series, year],
-    ).fetchone()
+    (number,) = conn.execute("select billing.next_document_number(%s, %s)", [series, year]).fetchone()
     return f"{series}-{year}-{number:06d}"

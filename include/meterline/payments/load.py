@@ -10,7 +10,10 @@ and matching them to issued invoices (`meterline.payments.match`), in one transa
   A file that cannot be read at all is named in the result and not recorded, so it is read
   again once fixed; the other files still load.
 - Every invoice moved to `paid` writes `invoice.paid` to `ops.audit_log`; every mismatch is a
-  `billing.payment_mismatches` row (shown in `marts.recon_exceptions`, category Payment).
+  `billing.payment_mismatches` row (shown in `marts.recon_exceptions`, category Payment), and
+  each one settled later writes `payment_mismatch.resolved`. Both changes are made by the
+  audited functions `billing.mark_invoice_paid` and `billing.resolve_payment_mismatch`: the
+  pipeline cannot update billing rows itself.
 
 Loaders queue on an advisory lock, so two never decide on the same invoice at once.
 """
@@ -25,8 +28,9 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
-from meterline import audit, warehouse
+from meterline import warehouse
 from meterline.landing import Zone, landing
 from meterline.payments import PREFIX, SUFFIXES
 from meterline.payments.match import Decisions, Earlier, Invoice, Mismatch, decide
@@ -113,8 +117,8 @@ def _conflict(p: Payment, known: tuple) -> str | None:
 
 def _invoices(conn: psycopg.Connection, numbers: list[str]) -> dict[str, Invoice]:
     rows = conn.execute(
-        "select invoice_id, invoice_number, status, currency, total, period_start from billing.invoices"
-        " where invoice_number = any(%s) order by invoice_id for update",
+        "select invoice_id, invoice_number, status, currency, total, period_start"
+        " from billing.lock_invoices(%s::text[])",
         [numbers],
     ).fetchall()
     invoices = {r[1]: Invoice(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows}
@@ -188,30 +192,21 @@ def _write(
                 for m in decisions.mismatches
             ],
         )  # fmt: skip
+        # Status changes go through the audited functions of 090_billing_owner.sql: each writes
+        # its ops.audit_log row (`payment_mismatch.resolved`, `invoice.paid`) in this transaction.
         cur.executemany(
-            "update billing.payment_mismatches set resolved_at = now(), resolved_by = %s"
-            " where payment_id = %s and status = %s and resolved_at is null",
-            [(by, key[0], key[1]) for key, by in decisions.resolved.items()],
+            "select billing.resolve_payment_mismatch(%s, %s, %s, %s)",
+            [(key[0], key[1], by, actor) for key, by in decisions.resolved.items()],
         )
     for inv in decisions.paid:
-        previous = conn.execute(
-            "update billing.invoices i set status = 'paid' from billing.invoices old"
-            " where i.invoice_id = %s and old.invoice_id = i.invoice_id returning old.status",
-            [inv.invoice_id],
-        ).fetchone()[0]
-        audit.record(
-            conn,
-            actor=actor,
-            action="invoice.paid",
-            resource=f"invoice:{inv.invoice_number}",
-            metadata={
-                "invoice_id": str(inv.invoice_id),
-                "previous_status": previous,
-                "owed": str(inv.owed),
-                "paid": str(inv.applied),
-                "currency": inv.currency,
-                "payment_ids": inv.applied_payments,
-            },
+        conn.execute(
+            "select billing.mark_invoice_paid(%s, %s, %s, %s)",
+            [
+                inv.invoice_id,
+                inv.applied_payments,
+                actor,
+                Jsonb({"owed": str(inv.owed), "paid": str(inv.applied), "currency": inv.currency}),
+            ],
         )
 
 
