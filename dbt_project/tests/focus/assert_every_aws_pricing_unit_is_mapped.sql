@@ -1,11 +1,11 @@
-{#- Every AWS pricing unit of a loaded CUR line has its FOCUS unit in seeds/aws_pricing_units.csv
-    (matched case-insensitively): an unmapped unit reaches the FOCUS PricingUnit as AWS wrote it,
-    which the FOCUS unit format may refuse (`Hrs`, `GB-Mo`). Returns the units to add. -#}
+{#- Every AWS pricing unit in the FOCUS export has its FOCUS unit in seeds/aws_pricing_units.csv
+    (matched case-insensitively): an unmapped unit reaches PricingUnit as AWS wrote it, which the
+    FOCUS unit format may refuse (`Hrs`, `GB-Mo`). Returns the units to add. -#}
 with
 
-line_items as (
+charges as (
 
-    select * from {{ ref('stg_cur__line_items') }}
+    select * from {{ ref('focus_costs') }}
 
 ),
 
@@ -16,11 +16,11 @@ pricing_units as (
 )
 
 select
-    line_items.pricing_unit,
+    charges."x_AwsPricingUnit" as aws_unit,
     count(*) as line_count
-from line_items
+from charges
 left join pricing_units
-    on lower(trim(line_items.pricing_unit)) = lower(pricing_units.aws_unit)
+    on lower(charges."x_AwsPricingUnit") = lower(pricing_units.aws_unit)
 where pricing_units.aws_unit is null
-    and nullif(trim(line_items.pricing_unit), '') is not null
-group by line_items.pricing_unit
+    and charges."x_AwsPricingUnit" is not null
+group by charges."x_AwsPricingUnit"

@@ -1,12 +1,14 @@
-{#- Every AWS product code of a loaded CUR line has its row in seeds/aws_services.csv (matched
+{#- Every AWS product code in the FOCUS export has its row in seeds/aws_services.csv (matched
     case-insensitively, as AWS writes `awskms` and `AWSKMS` for the same service): without one, the
-    FOCUS views call the service "Other". AWS Marketplace lines are exempt: their product code is
-    a product id, their ServiceName the product's name. Returns the codes to add, with their cost. -#}
+    service is "Other". AWS Marketplace lines are exempt: their product code is a product id, their
+    ServiceName the product's name (PublisherName is the seller). Returns the codes to add, with
+    their cost. Reads focus_costs rather than staging, so it runs with the FOCUS models and seeds,
+    never before the seeds are loaded. -#}
 with
 
-line_items as (
+charges as (
 
-    select * from {{ ref('stg_cur__line_items') }}
+    select * from {{ ref('focus_costs') }}
 
 ),
 
@@ -17,13 +19,13 @@ services as (
 )
 
 select
-    line_items.line_item_product_code,
+    charges."x_ProductCode" as product_code,
     count(*) as line_count,
-    sum(coalesce(line_items.line_item_unblended_cost, 0)) as unblended_cost
-from line_items
+    sum(charges."BilledCost") as billed_cost
+from charges
 left join services
-    on lower(line_items.line_item_product_code) = lower(services.product_code)
+    on lower(charges."x_ProductCode") = lower(services.product_code)
 where services.product_code is null
-    and coalesce(line_items.line_item_product_code, '') <> ''
-    and coalesce(line_items.bill_billing_entity, '') <> 'AWS Marketplace'
-group by line_items.line_item_product_code
+    and coalesce(charges."x_ProductCode", '') <> ''
+    and charges."PublisherName" = 'AWS'
+group by charges."x_ProductCode"

@@ -191,8 +191,7 @@ def test_a_product_code_or_unit_without_a_seed_row_fails_the_coverage_tests(ware
     gen.write_cur2(Zone(str(tmp_path)), table, date(2025, 3, 1), datetime(2025, 3, 20, tzinfo=UTC))
     load_cur(warehouse_url, str(tmp_path))
     transform.run(
-        ["build", "--select", "stg_cur__line_items", "aws_services", "aws_pricing_units", "--resource-type", "model",
-         "--resource-type", "seed"],
+        ["build", "--select", "+focus_costs", "--resource-type", "model", "--resource-type", "seed"],
         warehouse_url,
         capture_output=True,
     )  # fmt: skip

@@ -384,6 +384,7 @@ final as (
         priced.line_item_product_code as "x_ProductCode",
         priced.line_item_usage_type as "x_UsageType",
         priced.line_item_operation as "x_Operation",
+        nullif(trim(priced.pricing_unit), '') as "x_AwsPricingUnit",
         case when priced.is_unused then 0 else priced.unblended_cost end as "x_UnblendedCost",
         case when priced.is_unused then 0 else priced.amortized_cost end as "x_AmortizedCost",
         case when priced.is_unused then 0 else priced.net_amortized_cost end as "x_NetAmortizedCost",
