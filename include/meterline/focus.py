@@ -158,13 +158,15 @@ def _copy(columns: list[tuple[str, int]], period: date) -> sql.Composed:
             )
         else:
             items.append(column)
-    query = sql.SQL("select {} from {} where {} = {} order by {}, {}").format(
+    # x_CostLineId last: a commitment fee line and its Unused row share their line number.
+    query = sql.SQL("select {} from {} where {} = {} order by {}, {}, {}").format(
         sql.SQL(", ").join(items),
         MODEL,
         sql.Identifier(PERIOD_COLUMN),
         sql.Literal(period),
         sql.Identifier("x_DeliveryId"),
         sql.Identifier("x_LineSeq"),
+        sql.Identifier("x_CostLineId"),
     )
     return sql.SQL("copy ({}) to stdout with (format csv)").format(query)
 
