@@ -306,6 +306,8 @@ def test_focus_validator_passes_every_mandatory_rule(focus_month):
     assert len(report.rules) > 100, report.report_path.read_text()[:2000]
     assert report.failed("M") == []
     assert report.counts("M") == {"passed": 186, "failed": 0, "skipped": 70}
+    assert report.counts("C") == {"passed": 138, "failed": 7, "skipped": 135}
+    assert report.counts("O") == {"passed": 9, "failed": 0, "skipped": 33}
     # The only failures are rules the validator's bundled 1.2 model gets wrong (docs/focus.md):
     # InvoiceId-C-004-C has no condition; CommitmentDiscountStatus-C-004-C's is inverted;
     # CapacityReservationStatus-C-004-C's is malformed. Any other failure is ours.
