@@ -158,13 +158,15 @@ def _copy(columns: list[tuple[str, int]], period: date) -> sql.Composed:
             )
         else:
             items.append(column)
-    query = sql.SQL("select {} from {} where {} = {} order by {}, {}").format(
+    # x_CostLineId last: a commitment fee line and its Unused row share their line number.
+    query = sql.SQL("select {} from {} where {} = {} order by {}, {}, {}").format(
         sql.SQL(", ").join(items),
         MODEL,
         sql.Identifier(PERIOD_COLUMN),
         sql.Literal(period),
         sql.Identifier("x_DeliveryId"),
         sql.Identifier("x_LineSeq"),
+        sql.Identifier("x_CostLineId"),
     )
     return sql.SQL("copy ({}) to stdout with (format csv)").format(query)
 
@@ -191,11 +193,21 @@ class _CopyStream(io.RawIOBase):
         return size
 
 
+# What `build` (re)creates: the FOCUS views and the lookups they map AWS's vocabulary through.
+BUILD_SELECTION = ("aws_services", "aws_pricing_units", "path:models/marts/focus")
+
+
 def build(conninfo: str | None = None) -> None:
-    """(Re)create the FOCUS views (cheap: views over fact_cost_raw and fact_cost_allocated)."""
+    """(Re)create the FOCUS views (cheap: views over fact_cost_raw and fact_cost_allocated) and
+    load their seeds; no tests run here (`dbt test --select path:models/marts/focus` does)."""
     from meterline import transform
 
-    transform.run(["run", "--select", "path:models/marts/focus"], conninfo, capture_output=True, text=True)
+    transform.run(
+        ["build", "--select", *BUILD_SELECTION, "--resource-type", "seed", "--resource-type", "model"],
+        conninfo,
+        capture_output=True,
+        text=True,
+    )
 
 
 def export(period: date, out: str | None = None, conninfo: str | None = None) -> ExportResult:

@@ -34,12 +34,18 @@ CATEGORY = {
     "SavingsPlanCoveredUsage": "Usage",
     "SavingsPlanNegation": "Usage",
     "SavingsPlanRecurringFee": "Purchase",
+    "SavingsPlanUpfrontFee": "Purchase",
     "RIFee": "Purchase",
     "Fee": "Purchase",
     "Tax": "Tax",
     "Credit": "Credit",
+    "EdpDiscount": "Credit",
+    "BundledDiscount": "Credit",
+    "PrivateRateDiscount": "Credit",
     "Refund": "Adjustment",
 }
+# The commitment fees whose unused part FOCUS shows as its own "Unused" usage row.
+COMMITMENT_FEES = ("RIFee", "SavingsPlanRecurringFee")
 
 
 # focus-validator 2.2.1 rules that fail on any correct data (each with its composite parents).
@@ -86,9 +92,18 @@ def focus_month(server_url: str, template_db: str, tmp_path_factory: pytest.Temp
         assert load_cur(conninfo, str(root / "landing")).by_status("loaded")
         with warehouse.connect(conninfo, autocommit=True) as conn:
             _seed_catalog(conn)
-        transform.run(["run", "--select", "+path:models/marts/focus"], conninfo, capture_output=True, text=True)
+        transform.run(
+            ["build", "--select", "+path:models/marts/focus", "--resource-type", "model", "--resource-type", "seed"],
+            conninfo,
+            capture_output=True,
+            text=True,
+        )
         tests = transform.run(
-            ["test", "--select", "path:models/marts/focus"], conninfo, capture_output=True, text=True, check=False
+            ["test", "--select", "path:models/marts/focus", "path:tests/focus", "aws_services", "aws_pricing_units"],
+            conninfo,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert tests.returncode == 0, tests.stdout[-3000:]
         result = focus.export(MARCH, str(root / "out" / "focus-2025-03.parquet"), conninfo)
@@ -100,8 +115,12 @@ def focus_month(server_url: str, template_db: str, tmp_path_factory: pytest.Temp
 def test_export_has_one_row_per_cur_line_and_the_exact_costs(focus_month):
     conninfo, month, result, root = focus_month
     table = pq.read_table(root / "out" / "focus-2025-03.parquet")
+    kinds = month.truth["kind"]
+    fees = np.isin(kinds, COMMITMENT_FEES)
+    unused_rows = int((fees & (month.truth["net_amortized"] != 0)).sum())
+    assert unused_rows == 4  # two reservations and two savings plans, each with an unused part
 
-    # One row per CUR line, the same lines as fact_cost_raw.
+    # One row per CUR line, the same lines as fact_cost_raw, and one per unused commitment.
     with warehouse.connect(conninfo) as conn:
         raw_rows, raw_billed, raw_amortized = conn.execute(
             "select count(*), sum(billed_cost), sum(amortized_cost) from marts.fact_cost_raw where billing_period = %s",
@@ -114,27 +133,31 @@ def test_export_has_one_row_per_cur_line_and_the_exact_costs(focus_month):
                 [MARCH],
             ).fetchall()
         )
-    assert table.num_rows == result.rows == raw_rows == ROWS
-    assert len(set(table.column("x_CostLineId").to_pylist())) == ROWS
+    assert raw_rows == ROWS
+    assert table.num_rows == result.rows == ROWS + unused_rows
+    assert len(set(table.column("x_CostLineId").to_pylist())) == ROWS + unused_rows
 
     # Money: decimal128 in the file, summing to the generator's truth and to fact_cost_raw, exactly.
     assert table.schema.field("BilledCost").type == pa.decimal128(38, focus.DECIMAL_SCALE)
     billed = sum(table.column("BilledCost").to_pylist(), Decimal(0))
     effective = sum(table.column("EffectiveCost").to_pylist(), Decimal(0))
     assert billed == result.billed_cost == raw_billed == month.decimal("billed")
-    # EffectiveCost: amortised and net (the EDP discount of plain usage, as in BilledCost), 0 on
-    # purchases of commitments (FOCUS); x_AmortizedCost keeps fact_cost_raw's amortised cost.
-    line_types = np.array(month.table.column("line_item_line_item_type").to_pylist())
-    purchases = np.isin(line_types, ["Fee", "RIFee", "SavingsPlanRecurringFee"])
-    usage = line_types == "Usage"
+    # EffectiveCost: AWS's net amortised cost (fact_cost_raw.net_amortized_cost), with the unused
+    # part of each commitment fee moved from its Purchase row to its Unused row; only a Fee's cost
+    # is left out (FOCUS: a purchase's effective cost is 0). x_AmortizedCost keeps the amortised cost.
     assert (
         effective
         == result.effective_cost
-        == month.decimal("billed", usage) + month.decimal("amortized", ~purchases & ~usage)
+        == month.decimal("net_amortized") - month.decimal("net_amortized", kinds == "Fee")
     )
-    assert month.decimal("amortized", purchases) > 0 and month.decimal("billed", usage) < month.decimal(
-        "amortized", usage
-    )
+    unused = [r for r in table.select(["CommitmentDiscountStatus", "EffectiveCost", "BilledCost", "x_LineItemType",
+                                        "ConsumedQuantity", "ChargeCategory"]).to_pylist()
+              if r["CommitmentDiscountStatus"] == "Unused"]  # fmt: skip
+    assert len(unused) == unused_rows
+    assert {(r["x_LineItemType"], r["ChargeCategory"], r["BilledCost"], r["ConsumedQuantity"]) for r in unused} == {
+        (t, "Usage", Decimal(0), None) for t in COMMITMENT_FEES
+    }
+    assert sum(r["EffectiveCost"] for r in unused) == month.decimal("net_amortized", fees)
     assert sum(table.column("x_AmortizedCost").to_pylist(), Decimal(0)) == raw_amortized == month.decimal("amortized")
     assert billed.quantize(CENT, ROUND_HALF_UP) == month.decimal("billed").quantize(CENT, ROUND_HALF_UP)
 
@@ -144,12 +167,13 @@ def test_export_has_one_row_per_cur_line_and_the_exact_costs(focus_month):
     expected_categories: Counter[str] = Counter()
     for line_type, count in generated_types.items():
         expected_categories[CATEGORY[line_type]] += count
+    expected_categories["Usage"] += unused_rows
     assert Counter(table.column("ChargeCategory").to_pylist()) == expected_categories
     assert result.charge_categories == dict(sorted(expected_categories.items()))
     pairs = Counter(
         zip(table.column("x_LineItemType").to_pylist(), table.column("ChargeCategory").to_pylist(), strict=True)
     )
-    assert all(CATEGORY[line_type] == category for line_type, category in pairs)
+    assert all(CATEGORY[line_type] == category for line_type, category in pairs if line_type not in COMMITMENT_FEES)
     # Refunds are corrections; nothing else is.
     classes = Counter(
         zip(table.column("x_LineItemType").to_pylist(), table.column("ChargeClass").to_pylist(), strict=True)
@@ -282,6 +306,8 @@ def test_focus_validator_passes_every_mandatory_rule(focus_month):
     assert len(report.rules) > 100, report.report_path.read_text()[:2000]
     assert report.failed("M") == []
     assert report.counts("M") == {"passed": 186, "failed": 0, "skipped": 70}
+    assert report.counts("C") == {"passed": 138, "failed": 7, "skipped": 135}
+    assert report.counts("O") == {"passed": 9, "failed": 0, "skipped": 33}
     # The only failures are rules the validator's bundled 1.2 model gets wrong (docs/focus.md):
     # InvoiceId-C-004-C has no condition; CommitmentDiscountStatus-C-004-C's is inverted;
     # CapacityReservationStatus-C-004-C's is malformed. Any other failure is ours.

@@ -170,3 +170,25 @@ def test_budgets_file_is_optional_but_a_duplicate_budget_is_refused(export):
     assert validate(_files(rows))[1] == []
     problems = _problems(export, "budgets.csv", lambda rows: rows.append(dict(rows[0])))
     assert problems == ["budgets.csv, line 7, field budget_id: duplicate key budget-t-0001 (first on line 2)"]
+
+
+@pytest.mark.parametrize("period", [date(1999, 1, 1), date(2018, 10, 1), date(2020, 1, 1), date(2031, 12, 1)])
+def test_a_generated_catalog_is_valid_for_any_period(tmp_path: Path, period: date):
+    files = generate_catalog(str(tmp_path), period=period).files
+    _, problems = validate(_files(files))
+    assert problems == []
+    # Every country has exactly one tax rate on each day of the month, and the rules are in force.
+    end = date(period.year + (period.month == 12), period.month % 12 + 1, 1)
+    for country in {r["country"] for r in files["tenants.csv"]}:
+        rates = [r for r in files["tax_rates.csv"] if r["country"] == country]
+        for day in (period, date(period.year, period.month, 28)):
+            in_force = [
+                r for r in rates if date.fromisoformat(r["valid_from"]) <= day
+                and (not r["valid_to"] or day < date.fromisoformat(r["valid_to"]))
+            ]  # fmt: skip
+            assert len(in_force) == 1, (country, day, rates)
+    for rate in files["tax_rates.csv"]:
+        assert not rate["valid_to"] or date.fromisoformat(rate["valid_from"]) < date.fromisoformat(rate["valid_to"])
+    starts = [date.fromisoformat(r["started_at"][:10]) for r in files["subscriptions.csv"]]
+    rules_from = {date.fromisoformat(r["valid_from"]) for r in files["allocation_rules.csv"]}
+    assert max(rules_from) <= min(starts) < end

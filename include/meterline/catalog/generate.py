@@ -354,17 +354,18 @@ def generate_catalog(
                 }
             )
 
+    # Every dated row of the catalog starts with the year before the period's: valid for any period
+    # asked for (subscriptions start in the previous month at the earliest).
+    since = date(period.year - 1, 1, 1).isoformat()
     rate_change = period + timedelta(days=15)
     tax_rows = []
     for country in countries:
         rate = COUNTRIES[country][1]
         if country == "DE":
-            tax_rows.append(
-                {"country": "DE", "rate": "0.16", "valid_from": "2020-01-01", "valid_to": rate_change.isoformat()}
-            )
+            tax_rows.append({"country": "DE", "rate": "0.16", "valid_from": since, "valid_to": rate_change.isoformat()})
             tax_rows.append({"country": "DE", "rate": rate, "valid_from": rate_change.isoformat(), "valid_to": ""})
         else:
-            tax_rows.append({"country": country, "rate": rate, "valid_from": "2020-01-01", "valid_to": ""})
+            tax_rows.append({"country": country, "rate": rate, "valid_from": since, "valid_to": ""})
 
     credit_rows = [
         {
@@ -393,7 +394,7 @@ def generate_catalog(
             "service": service,
             "method": method,
             "driver_metric": driver,
-            "valid_from": date(period.year - 1, 1, 1).isoformat(),
+            "valid_from": since,
             "valid_to": "",
         }
         for service, method, driver in ALLOCATION_RULES

@@ -97,20 +97,9 @@ costed as (
         line_items.line_item_net_unblended_cost as net_unblended_cost,
         -- What AWS bills: net of discounts where the net columns exist.
         coalesce(line_items.line_item_net_unblended_cost, line_items.line_item_unblended_cost, 0) as billed_cost,
-        -- Amortised (effective) cost by line type (reference-data/README.md).
-        case line_items.line_item_line_item_type
-            when 'DiscountedUsage' then coalesce(line_items.reservation_effective_cost, 0)
-            when 'SavingsPlanCoveredUsage' then coalesce(line_items.savings_plan_savings_plan_effective_cost, 0)
-            when 'SavingsPlanNegation' then 0
-            when 'SavingsPlanUpfrontFee' then 0
-            when 'RIFee' then
-                coalesce(line_items.reservation_unused_amortized_upfront_fee_for_billing_period, 0)
-                + coalesce(line_items.reservation_unused_recurring_fee, 0)
-            when 'SavingsPlanRecurringFee' then
-                coalesce(line_items.savings_plan_total_commitment_to_date, 0)
-                - coalesce(line_items.savings_plan_used_commitment, 0)
-            else coalesce(line_items.line_item_unblended_cost, 0)
-        end as amortized_cost,
+        -- AWS's amortised and net amortised cost by line item type (macros/cur_cost.sql).
+        {{ cur_amortized_cost('line_items') }} as amortized_cost,
+        {{ cur_amortized_cost('line_items', net=true) }} as net_amortized_cost,
 
         -- tags
         nullif(line_items.tags ->> {{ cur_tag_key() }}, '') as resource_tags_user_tenant_id,

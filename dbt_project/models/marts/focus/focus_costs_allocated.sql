@@ -23,7 +23,7 @@ tenants as (
 
 services as (
 
-    select * from {{ ref('int_aws_services_mapped_to_focus') }}
+    select * from {{ ref('aws_services') }}
 
 ),
 
@@ -84,7 +84,7 @@ final as (
     from allocated
     inner join periods on allocated.billing_period = periods.billing_period
     left join tenants on allocated.tenant_id = tenants.tenant_id
-    left join services on allocated.service = services.product_code
+    left join services on lower(allocated.service) = lower(services.product_code)
 
 )
 

@@ -1,6 +1,14 @@
 {#- Latest delivery per billing period only. The loader keeps exactly one delivery per period
     in raw.cur_line_items (it swaps partitions), so this filter is a guard: should a superseded
-    delivery's rows ever remain, they never reach the marts. -#}
+    delivery's rows ever remain, they never reach the marts.
+
+    Region: `product/regionCode` (product_region_code) only appears in later CURs and is empty
+    for global services; older CURs carry the code in `product/region` (extras.product_region), CUR
+    2.0 in its product map (extras.product.region). The first non-empty one is the line's region;
+    `global` and Tax lines have none (a tax line is charged per service, not per region).
+
+    Columns AWS adds only when they apply (net columns when a discount applies, rate ids, unused
+    RI quantity) are not typed in raw: they come out of extras here, cast like the typed ones. -#}
 with
 
 source as (
@@ -50,12 +58,21 @@ renamed as (
         line_item_legal_entity,
         product_product_name,
         product_servicecode,
-        product_region_code,
+        case
+            when coalesce(line_item_line_item_type, '') <> 'Tax' then nullif(lower(coalesce(
+                nullif(trim(product_region_code), ''),
+                nullif(trim(extras ->> 'product_region'), ''),
+                nullif(trim(extras -> 'product' ->> 'region'), '')
+            )), 'global')
+        end as product_region_code,
+        nullif(trim(extras ->> 'product_location'), '') as product_location,
         product_product_family,
         product_instance_type,
         product_sku,
         pricing_term,
         pricing_unit,
+        nullif(extras ->> 'pricing_rate_code', '') as pricing_rate_code,
+        nullif(extras ->> 'pricing_rate_id', '') as pricing_rate_id,
 
         ---------- numerics
         line_item_usage_amount,
@@ -76,6 +93,12 @@ renamed as (
         {{ money('reservation_recurring_fee_for_usage') }} as reservation_recurring_fee_for_usage,
         {{ money('reservation_unused_amortized_upfront_fee_for_billing_period') }} as reservation_unused_amortized_upfront_fee_for_billing_period,
         {{ money('reservation_unused_recurring_fee') }} as reservation_unused_recurring_fee,
+        cast(nullif(extras ->> 'reservation_unused_quantity', '') as numeric) as reservation_unused_quantity,
+        {{ money("nullif(extras ->> 'reservation_net_amortized_upfront_fee_for_billing_period', '')") }}
+            as reservation_net_amortized_upfront_fee_for_billing_period,
+        {{ money("nullif(extras ->> 'reservation_net_unused_amortized_upfront_fee_for_billing_period', '')") }}
+            as reservation_net_unused_amortized_upfront_fee_for_billing_period,
+        {{ money("nullif(extras ->> 'reservation_net_unused_recurring_fee', '')") }} as reservation_net_unused_recurring_fee,
         savings_plan_savings_plan_rate,
         {{ money('savings_plan_savings_plan_effective_cost') }} as savings_plan_savings_plan_effective_cost,
         {{ money('savings_plan_net_savings_plan_effective_cost') }} as savings_plan_net_savings_plan_effective_cost,
@@ -83,6 +106,10 @@ renamed as (
         {{ money('savings_plan_used_commitment') }} as savings_plan_used_commitment,
         {{ money('savings_plan_amortized_upfront_commitment_for_billing_period') }} as savings_plan_amortized_upfront_commitment_for_billing_period,
         {{ money('savings_plan_recurring_commitment_for_billing_period') }} as savings_plan_recurring_commitment_for_billing_period,
+        {{ money("nullif(extras ->> 'savings_plan_net_amortized_upfront_commitment_for_billing_period', '')") }}
+            as savings_plan_net_amortized_upfront_commitment_for_billing_period,
+        {{ money("nullif(extras ->> 'savings_plan_net_recurring_commitment_for_billing_period', '')") }}
+            as savings_plan_net_recurring_commitment_for_billing_period,
 
         ---------- json
         tags,
