@@ -119,7 +119,7 @@ def test_jsonl_lines_msgspec_refuses_are_read_as_before():
         ok.encode(),
         b"",  # blank lines are not records, but count as lines
         json.dumps(event(event_id=123)).encode(),  # mistyped: its JSON text, then an invalid uuid
-        json.dumps(event(properties={"tokens": float("nan")})).encode(),  # json.loads takes NaN, the check not
+        json.dumps(event(properties={"tokens": float("nan")})).encode(),  # json.loads takes NaN, the range check not
         json.dumps(event(idempotency_key="ik-é"), ensure_ascii=False).encode().replace("é".encode(), b"\xff"),
         b"   ",
         b"[1, 2]",  # JSON, not an object
@@ -144,7 +144,7 @@ def test_jsonl_lines_msgspec_refuses_are_read_as_before():
         batch, known_subscriptions=pa.array([SUB]), known_event_types=pa.array(["llm.completion"]), now=NOW
     )
     assert reason.to_pylist() == [
-        None, "invalid_uuid:event_id", "invalid_properties", None, "malformed_json", "malformed_json", None,
+        None, "invalid_uuid:event_id", "quantity_out_of_range", None, "malformed_json", "malformed_json", None,
         "missing_field:idempotency_key",
     ]  # fmt: skip
 
