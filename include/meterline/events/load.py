@@ -219,6 +219,24 @@ def _first_seen(rows: pa.Table) -> pa.Table:
     return rows.take(pc.take(firsts, pc.sort_indices(firsts)))
 
 
+def accepted_rows(batch: Batch, ts: pa.Array, ok: pa.Array) -> pa.Table:
+    """The rows validation accepted, as raw.events takes them (less partition_date, loaded_at)."""
+    cols = batch.columns
+    return pa.table(
+        {
+            "event_id": cols["event_id"],
+            "idempotency_key": cols["idempotency_key"],
+            "subscription_id": cols["subscription_id"],
+            "event_type": cols["event_type"],
+            "properties": cols["properties"],
+            "timestamp": ts,
+            "signature": cols["signature"],
+            "source_file": pa.repeat(pa.scalar(batch.path), batch.num_rows),
+            "line_no": batch.line_no,
+        }
+    ).filter(ok)
+
+
 EVENT_COLUMNS = {
     "event_id": "uuid",
     "idempotency_key": "text",
@@ -411,19 +429,7 @@ def load_partition(
                 result.rows_read = batch.num_rows
                 n_good = pc.sum(ok).as_py() or 0
                 cols = batch.columns
-                good = pa.table(
-                    {
-                        "event_id": cols["event_id"],
-                        "idempotency_key": cols["idempotency_key"],
-                        "subscription_id": cols["subscription_id"],
-                        "event_type": cols["event_type"],
-                        "properties": cols["properties"],
-                        "timestamp": ts,
-                        "signature": cols["signature"],
-                        "source_file": pa.repeat(pa.scalar(result.path), batch.num_rows),
-                        "line_no": batch.line_no,
-                    }
-                ).filter(ok)
+                good = accepted_rows(batch, ts, ok)
                 good = _first_seen(good)
                 if queued_keys:
                     good = good.filter(pc.invert(pc.is_in(good["idempotency_key"], pa.concat_arrays(queued_keys))))

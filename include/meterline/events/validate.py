@@ -241,6 +241,8 @@ def read_jsonl(path: str, data: bytes, limits: Limits | None = None) -> Batch:
     line it refuses is decoded again by `json.loads` to tell malformed from merely mistyped."""
     limits = limits or Limits()
     text, cut = _decompressed(path, data, limits.max_file_bytes)
+    if cut:  # a line the limit cut in two is part of the rest, not a record
+        text = text[: text.rfind(b"\n") + 1]
     # A byte-order mark is not part of the first line (Windows tools write one).
     numbers, lines, next_number = _lines(text, len(codecs.BOM_UTF8) if text.startswith(codecs.BOM_UTF8) else 0)
     try:
