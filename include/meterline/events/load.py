@@ -72,6 +72,7 @@ class FileResult:
     size_bytes: int
     skipped: bool = False
     error: str | None = None  # the file could not be read at all (corrupt Parquet, truncated gzip)
+    io_error: bool = False  # ... because the landing zone did not give its bytes (a retry may)
     rows_read: int = 0
     rows_loaded: int = 0
     duplicates: int = 0
@@ -96,6 +97,11 @@ class PartitionResult:
     @property
     def unreadable(self) -> list[str]:
         return [f"{f.path}: {f.error}" for f in self.files if f.error]
+
+    @property
+    def retryable(self) -> bool:
+        """Some file was not read because the landing zone failed, not because of what it holds."""
+        return any(f.io_error for f in self.files)
 
     @property
     def files_read(self) -> int:
@@ -397,7 +403,7 @@ def load_partition(
                     data = zone.read_bytes(landed_file.path)
                 except OSError as exc:
                     results.append(FileResult(landed_file.path, "", file_format(landed_file.path), landed_file.size))
-                    results[-1].error = f"{type(exc).__name__}: {exc}"
+                    results[-1].error, results[-1].io_error = f"{type(exc).__name__}: {exc}", True
                     log.error("%s: cannot be read, not loaded: %s", landed_file.path, results[-1].error)
                     continue
                 result = FileResult(

@@ -63,6 +63,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from meterline.events.signing import verify
+from meterline.invoicing.money import AMOUNT_DIGITS, PRICE_SCALE
 
 REQUIRED = ("event_id", "idempotency_key", "subscription_id", "event_type", "timestamp")
 STRING_FIELDS = ("event_id", "idempotency_key", "subscription_id", "event_type", "signature")
@@ -77,14 +78,10 @@ KEY_FORBIDDEN = r"[\x00-\x1f\x7f]"
 KEY_MAX_LENGTH = 200
 
 # The largest quantity an event may carry: what the warehouse prices exactly. An amount is
-# quantity x unit price, and Python's Decimal, with which the emitter, corrections and payment
-# matching round and compare amounts, keeps 28 significant digits (PostgreSQL's numeric keeps
-# more). Unit prices keep 6 decimals (DESIGN.md, "Money and time"); allowing them up to 7
-# integer digits (9,999,999.999999 per unit, far above any metered price) leaves
-# 28 - 6 - 7 = 15 integer digits for the quantity. 10**15 is also below 2**53, so the float64 the
-# bound is checked in holds every integer up to it exactly. docs/events.md says the same.
-AMOUNT_DIGITS = 28
-PRICE_SCALE = 6
+# quantity x unit price and is exact below money.MAX_AMOUNT (10**22: 28 digits of Decimal, 6 of
+# them decimals); allowing unit prices up to 7 integer digits (9,999,999.999999 per unit, far
+# above any metered price) leaves 22 - 7 = 15 integer digits for the quantity. 10**15 is also
+# below 2**53, so the float64 the bound is checked in holds every integer up to it exactly.
 PRICE_INTEGER_DIGITS = 7
 QUANTITY_MAX = 10 ** (AMOUNT_DIGITS - PRICE_SCALE - PRICE_INTEGER_DIGITS)
 # jsonb's largest value (PostgreSQL: "total size of jsonb ... exceeds the maximum of 268435455

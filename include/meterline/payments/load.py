@@ -47,6 +47,7 @@ class FileResult:
     checksum: str
     skipped: bool = False
     error: str | None = None
+    io_error: bool = False  # the landing zone did not give the file (a retry may), not a bad export
     rows_read: int = 0
     rows_loaded: int = 0
     duplicates: int = 0
@@ -63,6 +64,10 @@ class LoadResult:
     @property
     def unreadable(self) -> list[str]:
         return [f.error for f in self.files if f.error]
+
+    @property
+    def retryable(self) -> bool:
+        return any(f.io_error for f in self.files)
 
     def counts(self) -> dict[str, int]:
         read = [f for f in self.files if not f.skipped and not f.error]
@@ -293,7 +298,10 @@ def load_payments(conninfo: str | None = None, landing_url: str | None = None, *
             try:
                 data = zone.read_bytes(landed.path)
             except OSError as exc:
-                result.files.append(FileResult(landed.path, "", error=f"{zone.uri(landed.path)}: unreadable ({exc})"))
+                unread = FileResult(
+                    landed.path, "", error=f"{zone.uri(landed.path)}: unreadable ({exc})", io_error=True
+                )
+                result.files.append(unread)
                 continue
             fr = FileResult(landed.path, hashlib.sha256(data).hexdigest())
             result.files.append(fr)
