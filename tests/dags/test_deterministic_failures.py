@@ -1,5 +1,6 @@
-"""A deterministic failure inside a DAG task (an amount of NaN, a period that is not a month)
-fails the task at once, without its retries, and the failure names the input and the reason."""
+"""A deterministic failure inside a DAG task (an amount of NaN, a period that is not a month, an
+event file that is not gzip) fails the task at once, without its retries, and the failure names
+the input and the reason."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from meterline import airflow_env
 pytestmark = [pytest.mark.dags, pytest.mark.integration, pytest.mark.slow]
 
 
-def dags_test(env: dict[str, str], dag_id: str, conf: dict) -> str:
+def dags_test(env: dict[str, str], dag_id: str, conf: dict, *logical_date: str) -> str:
     done = subprocess.run(
-        [airflow_env.airflow_executable(), "dags", "test", dag_id, "--conf", json.dumps(conf)],
+        [airflow_env.airflow_executable(), "dags", "test", dag_id, *logical_date, "--conf", json.dumps(conf)],
         env=env,
         capture_output=True,
         text=True,
@@ -42,7 +43,23 @@ def dags_test(env: dict[str, str], dag_id: str, conf: dict) -> str:
 )
 def test_a_validation_failure_is_not_retried_and_names_the_value(airflow, dag_id, conf, task_id, message):
     output = dags_test(airflow, dag_id, conf)
+    check(output, task_id, message)
 
+
+def test_an_event_file_that_cannot_be_opened_fails_the_day_without_retries(airflow, tmp_path):
+    day = tmp_path / "landing" / "events" / "year=2025" / "month=03" / "day=04"
+    day.mkdir(parents=True)
+    (day / "a.jsonl").write_text("")
+    (day / "b.jsonl.gz").write_bytes(b"not gzip")
+    output = dags_test(airflow | {"LANDING_URL": str(tmp_path / "landing")}, "ingest_usage_events", {}, "2025-03-05")
+    message = (
+        "unreadable event files in 2025-03-04: events/year=2025/month=03/day=04/b.jsonl.gz:"
+        " BadGzipFile: Not a gzipped file (b'no')"
+    )
+    check(output, "load_partition", message)
+
+
+def check(output: str, task_id: str, message: str) -> None:
     assert "state=failed" in output
     assert f"AirflowFailException: {message}" in output
     assert "up_for_retry" not in output.lower() and "UP_FOR_RETRY" not in output

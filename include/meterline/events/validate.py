@@ -145,12 +145,13 @@ def _as_text(value) -> str | None:
 
 
 def _clip(text: bytes | str, limit: int = RAW_RECORD_MAX) -> str:
-    """A record as kept in quarantine: whole, or its head and its full size."""
+    """A record as kept in quarantine: whole, or its head and its full size, `limit` long in all
+    (so cutting it again changes nothing)."""
     if len(text) <= limit:
         return text if isinstance(text, str) else text.decode("utf-8", errors="replace")
-    head = text[:limit]
-    head = head if isinstance(head, str) else head.decode("utf-8", errors="replace")
-    return f"{head}... [{len(text)} bytes in all, cut at {limit}]"
+    note = f"... [{len(text)} bytes in all, cut at {limit}]"
+    head = text[: limit - len(note)]
+    return (head if isinstance(head, str) else head.decode("utf-8", errors="ignore")) + note
 
 
 class _Line(msgspec.Struct, gc=False):
