@@ -45,18 +45,22 @@ def close_billing_period():
     @task
     def resolve_period() -> str:
         from meterline.close import resolve_period
+        from meterline.errors import fail_without_retry
 
         context = get_current_context()
         # A run triggered without a logical date closes the month before it was triggered
         # (run_after, fixed for the run): re-running its tasks later closes the same month.
-        return resolve_period(context["params"]["period"], context["logical_date"] or context["dag_run"].run_after)
+        with fail_without_retry():  # a period param that is not YYYY-MM
+            return resolve_period(context["params"]["period"], context["logical_date"] or context["dag_run"].run_after)
 
     @task
     def build(period: str) -> dict:
         from meterline import warehouse
         from meterline.close import build
+        from meterline.errors import fail_without_retry
 
-        return build(warehouse.url(), period)
+        with fail_without_retry():  # failed dbt tests, named with their failing rows
+            return build(warehouse.url(), period)
 
     @task
     def run_suites(period: str, _built: dict) -> dict:
@@ -69,15 +73,17 @@ def close_billing_period():
     def gate(period: str, _suites: dict) -> dict:
         from meterline import warehouse
         from meterline.close import gate
+        from meterline.errors import fail_without_retry
 
         params = get_current_context()["params"]
-        return gate(
-            warehouse.url(),
-            period,
-            params["override_check"],
-            params["override_justification"],
-            "airflow:close_billing_period",
-        )
+        with fail_without_retry():  # an override naming no check, or without a justification
+            return gate(
+                warehouse.url(),
+                period,
+                params["override_check"],
+                params["override_justification"],
+                "airflow:close_billing_period",
+            )
 
     @task
     def emit(period: str, _gate: dict) -> dict:

@@ -54,17 +54,14 @@ from meterline.config import dag_defaults
 def correct_invoice():
     @task
     def apply_correction() -> dict[str, object]:
-        from airflow.sdk.exceptions import AirflowFailException
-
         from meterline import warehouse
+        from meterline.errors import fail_without_retry
         from meterline.invoicing import corrections
 
         params = dict(get_current_context()["params"])
-        try:
+        # A refusal (or an amount such as NaN) is a decision, not a flake: fail without retrying.
+        with fail_without_retry():
             done = corrections.apply(warehouse.url(), params)
-        except corrections.CorrectionRefused as exc:
-            # A refusal is a decision, not a flake: fail without retrying.
-            raise AirflowFailException(f"correction refused: {exc}") from exc
         return {"action": done.action, "resource": done.resource, "documents": done.documents}
 
     apply_correction()

@@ -16,7 +16,7 @@ invoice_number, amount, currency, status succeeded / failed / refunded, paid_at;
   `marts.recon_exceptions` (category Payment, key `PAYMENT_MISMATCH:<payment_id>`) after the next
   dbt build; never a silent status change.
 - Bad rows go to `raw.payments_rejected` with file, line and reason; the rest loads. A file that
-  cannot be read fails the run after the others have loaded, naming it.
+  cannot be parsed fails the run after the others have loaded, naming it, without retries.
 
 Exports are complete files, found by the ledger rather than by date, so missed days need no
 catch-up. On success the asset `warehouse://raw/payments` is updated.
@@ -52,7 +52,12 @@ def ingest_payments():
         result = load_payments(None, actor="airflow:ingest_payments")
         logging.getLogger("airflow.task").info(result.summary())
         if result.unreadable:
-            raise RuntimeError(f"unreadable payment exports: {'; '.join(result.unreadable)}")
+            message = f"unreadable payment exports: {'; '.join(result.unreadable)}"
+            if result.retryable:  # the landing zone failed: a retry may read them
+                raise RuntimeError(message)
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(message)  # an export that is not CSV/JSON stays so on a retry
         return result.counts()
 
     load_exports()

@@ -14,8 +14,13 @@ Loads one day partition of usage-event dumps per run: the files under
   Signatures are checked when `METERING_SIGNING_KEY` is set.
 - The task log states files read and skipped, rows read, loaded, duplicates and rejected by
   reason; the task's return value holds the same counts (kept in `ops.pipeline_runs`).
-- A file that cannot be read at all (corrupt Parquet, truncated gzip) fails the run after the
-  others have loaded, naming it; it is not recorded, so the retry or a re-delivery reads it again.
+- What a file holds never fails the run: empty files, gzip bombs (bounded by `EVENTS_MAX_FILE_BYTES`
+  and `EVENTS_MAX_LINE_BYTES`), oversized or deeply nested lines, stale or zone-less timestamps
+  and out-of-range quantities are rejected rows with their reason.
+- A file that cannot be opened at all (corrupt Parquet, not gzip, truncated gzip) fails the run
+  after the others have loaded, naming it, without retries (its bytes will not change); it is
+  not recorded, so a re-delivery is read by the next run. A landing zone that does not answer
+  fails the run with retries.
 
 Backfill a range with `airflow backfill create --dag-id ingest_usage_events --from-date
 2025-03-01 --to-date 2025-03-31`. On success the asset `warehouse://raw/events` is updated, which
@@ -52,7 +57,12 @@ def ingest_usage_events():
         # Logs each file's counts, each rejected line (the first few per file) and the summary.
         result = load_partition(data_interval_start.date())
         if result.unreadable:
-            raise RuntimeError(f"unreadable event files in {result.day}: {'; '.join(result.unreadable)}")
+            message = f"unreadable event files in {result.day}: {'; '.join(result.unreadable)}"
+            if result.retryable:  # the landing zone failed: a retry may read them
+                raise RuntimeError(message)
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(message)  # what a file holds does not change on a retry
         return result.counts()
 
     load_partition()

@@ -92,8 +92,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run()
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake is one line naming the argument and why, exit 2 (subcommands inherit it)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="meterline", description=__doc__)
+    parser = _Parser(prog="meterline", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -158,11 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command. An input it cannot act on (a bad period or amount, an unknown override,
+    invoice or tenant, a refused correction) is one line on stderr and exit code 2."""
+    from meterline.errors import InputError
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    return args.func(args)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        print(f"meterline {args.command}: error: {exc}", file=sys.stderr, flush=True)
+        return 2
 
 
 if __name__ == "__main__":

@@ -33,6 +33,10 @@ class Settings:
     recon_warning_pct: Decimal
     recon_failure_pct: Decimal
     event_rejection_pct: Decimal
+    events_max_file_bytes: int
+    events_max_line_bytes: int
+    events_max_properties_bytes: int
+    events_stale_after_days: int
 
     @property
     def root(self) -> Path:
@@ -54,6 +58,11 @@ def settings() -> Settings:
         recon_warning_pct=_decimal("RECON_WARNING_PCT", "0.5"),
         recon_failure_pct=_decimal("RECON_FAILURE_PCT", "1"),
         event_rejection_pct=_decimal("EVENT_REJECTION_PCT", "1"),
+        # Bounds on one usage-event file (meterline.events.validate.Limits explains each default).
+        events_max_file_bytes=int(os.environ.get("EVENTS_MAX_FILE_BYTES", 2**31 - 1)),
+        events_max_line_bytes=int(os.environ.get("EVENTS_MAX_LINE_BYTES", 2**30 - 1)),
+        events_max_properties_bytes=int(os.environ.get("EVENTS_MAX_PROPERTIES_BYTES", 2**28 - 1)),
+        events_stale_after_days=int(os.environ.get("EVENTS_STALE_AFTER_DAYS", 90)),
     )
 
 

@@ -14,6 +14,11 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from meterline.config import project_root
+from meterline.errors import InputError
+
+
+class ChecksFailed(InputError):
+    """dbt ran, and data tests failed: the data is wrong, a re-run fails the same way."""
 
 
 def project_dir() -> Path:
@@ -102,6 +107,21 @@ def with_as_of(args: list[str], as_of: datetime | date) -> list[str]:
     return [*args, "--vars", json.dumps({"as_of": stamp})]
 
 
+def failed_tests(args: list[str], since: float) -> list[str] | None:
+    """The data tests that failed in the `dbt build|test` just run, as `name: N failing rows`;
+    None when its results are not there (dbt stopped before), or when something other than a
+    test failed (a model's error, a database error): that may pass on a retry."""
+    target = Path(args[args.index("--target-path") + 1]) if "--target-path" in args else target_dir()
+    path = target / "run_results.json"
+    if not args or args[0] not in ("build", "test") or not path.exists() or path.stat().st_mtime < since:
+        return None
+    results = json.loads(path.read_text())["results"]
+    bad = [r for r in results if r["status"] not in ("success", "pass", "warn", "skipped")]
+    if not bad or any(r["status"] != "fail" or not r["unique_id"].startswith("test.") for r in bad):
+        return None
+    return [f"{r['unique_id'].split('.')[2]}: {r.get('failures')} failing rows" for r in bad]
+
+
 def run(
     args: list[str],
     conninfo: str | None = None,
@@ -110,15 +130,20 @@ def run(
     check: bool = True,
     **kwargs,
 ) -> subprocess.CompletedProcess:
-    """`dbt <args>` in the project folder; raises CalledProcessError when dbt fails.
+    """`dbt <args>` in the project folder. When dbt fails (and `check`): ChecksFailed naming each
+    failed data test and its count of failing rows when that is why, else CalledProcessError.
 
     `as_of` is the instant the run is as of (var as_of): required by the time-relative models
     (drafts, quotas, budgets), which never read the wall clock."""
     if as_of is not None:
         args = with_as_of(args, as_of)
-    return subprocess.run(
-        [dbt_executable(), *args], cwd=project_dir(), env=environment(conninfo), check=check, **kwargs
-    )
+    started = datetime.now(UTC).timestamp()
+    done = subprocess.run([dbt_executable(), *args], cwd=project_dir(), env=environment(conninfo), **kwargs)
+    if check and done.returncode:
+        if failed := failed_tests(args, started):
+            raise ChecksFailed(f"dbt {args[0]}: {len(failed)} data test(s) failed: {'; '.join(failed)}")
+        raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
+    return done
 
 
 def run_for_results(

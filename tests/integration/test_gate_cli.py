@@ -1,25 +1,20 @@
-"""The operator's commands: `meterline gate|emit|invoice ...` exit non-zero when blocked or
-refused, and say what to do."""
+"""The operator's commands: `meterline gate|emit|invoice ...` exit 1 when blocked, 2 when
+refused (one line naming the input and why), and say what to do."""
 
 from __future__ import annotations
-
-import argparse
 
 import psycopg
 import pytest
 from _gate_month import fail_reconciliation
 from handwritten_month import catalog_never_had
 
-from meterline.invoicing import cli
+from meterline import cli
 
 pytestmark = pytest.mark.integration
 
 
 def meterline(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="meterline")
-    cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return cli.main(list(argv))
 
 
 def test_gate_emit_and_corrections_from_the_command_line(month_db: psycopg.Connection, month_url, tmp_path, capsys):
@@ -41,13 +36,13 @@ def test_gate_emit_and_corrections_from_the_command_line(month_db: psycopg.Conne
 
     args = ["--invoice", number, "--reason", "SLA breach", "--actor", "ops:carol", "--outbox", outbox]
     assert meterline("invoice", "credit-note", "--amount", "10", *args) == 0
-    assert meterline("invoice", "credit-note", "--amount", "1000", *args) == 1
-    assert "refused: credit 1000.00 USD exceeds" in capsys.readouterr().out
+    assert meterline("invoice", "credit-note", "--amount", "1000", *args) == 2
+    assert "meterline invoice: error: credit 1000.00 USD exceeds" in capsys.readouterr().err
     assert meterline("invoice", "credit", "--tenant", "t-0001", "--amount", "5", "--reason", "r", "--actor", "a") == 0
     dispute = ["--invoice", number, "--reason", "3 days of outage", "--actor", "ops:dan"]
     assert meterline("invoice", "dispute", *dispute) == 0
-    assert meterline("invoice", "dispute", *dispute) == 1
-    assert f"refused: invoice {number} is disputed, not issued" in capsys.readouterr().out
+    assert meterline("invoice", "dispute", *dispute) == 2
+    assert f"meterline invoice: error: invoice {number} is disputed, not issued" in capsys.readouterr().err
     assert db.execute(
         "select action, actor from ops.audit_log where action in ('gate.check_overridden', 'credit_note.issued',"
         " 'credit.granted') order by audit_id"

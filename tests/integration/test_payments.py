@@ -227,6 +227,67 @@ def test_second_payment_overpayment_and_currency_are_mismatches(invoices, db, la
     }
 
 
+def test_a_payment_stated_at_two_amounts_in_one_export_is_a_mismatch_and_pays_nothing(invoices, db, landing):
+    write(
+        landing,
+        "2025-04/p.csv",
+        HEADER
+        + "py_x,INV-2025-000001,143.00,USD,succeeded,2025-04-03T10:00:00Z\n"
+        + "py_y,INV-2025-000005,50.00,USD,succeeded,2025-04-03T11:00:00Z\n"  # undisputed: pays its invoice
+        + "py_x,INV-2025-000001,1.00,USD,succeeded,2025-04-03T10:00:00Z\n",
+    )
+    result = load_payments(invoices, str(landing))
+
+    assert {k: result.counts()[k] for k in ("rows_read", "rows_loaded", "duplicates", "rejected", "mismatches")} == {
+        "rows_read": 3, "rows_loaded": 2, "duplicates": 0, "rejected": 1, "mismatches": 1,
+    }  # fmt: skip
+    assert result.paid == ["INV-2025-000005"]
+    assert statuses(db)["INV-2025-000001"] == "issued"  # neither 143.00 nor 1.00 applied
+    assert open_mismatches(db) == [
+        ("INV-2025-000001", "conflicting_statements", Decimal("143.00"), "USD", "2025-03-01")
+    ]
+    assert db.execute("select detail from billing.payment_mismatches").fetchone()[0] == (
+        "succeeded payment py_x stated 2 ways: 143.00 USD for INV-2025-000001 (payments/2025-04/p.csv line 2);"
+        " 1.00 USD for INV-2025-000001 (payments/2025-04/p.csv line 4); applied to no invoice until the processor"
+        " confirms one"
+    )
+    assert db.execute("select match_status, amount from billing.payment_txn where payment_id = 'py_x'").fetchall() == [
+        ("mismatch", Decimal("143.00"))
+    ]
+    assert db.execute("select line_no, reason from raw.payments_rejected").fetchall() == [
+        (
+            4,
+            "conflicts with succeeded payment py_x loaded from payments/2025-04/p.csv (INV-2025-000001, 143.00 USD):"
+            " PAYMENT_MISMATCH",
+        )
+    ]
+    assert db.execute("select count(*) from ops.audit_log where resource = 'invoice:INV-2025-000001'").fetchone() == (
+        0,
+    )
+
+
+def test_a_later_export_contradicting_an_applied_payment_is_a_mismatch(invoices, db, landing):
+    write(landing, "2025-04/a.csv", HEADER + "py_z,INV-2025-000001,143.00,USD,succeeded,2025-04-03T10:00:00Z\n")
+    assert load_payments(invoices, str(landing)).paid == ["INV-2025-000001"]
+    write(landing, "2025-04/b.csv", HEADER + "py_z,INV-2025-000001,1.00,USD,succeeded,2025-04-03T10:00:00Z\n")
+    result = load_payments(invoices, str(landing))
+
+    assert (result.paid, result.counts()["rejected"], result.counts()["mismatches"]) == ([], 1, 1)
+    assert statuses(db)["INV-2025-000001"] == "paid"  # decided on the first statement; finance settles the rest
+    assert open_mismatches(db) == [
+        ("INV-2025-000001", "conflicting_statements", Decimal("143.00"), "USD", "2025-03-01")
+    ]
+    assert db.execute("select detail from billing.payment_mismatches").fetchone()[0] == (
+        "succeeded payment py_z loaded as 143.00 USD for INV-2025-000001 (payments/2025-04/a.csv) and decided then,"
+        " stated again as 1.00 USD for INV-2025-000001 (payments/2025-04/b.csv line 2)"
+    )
+    # Stated a third way later: the payment has its mismatch already, the row is rejected.
+    write(landing, "2025-04/c.csv", HEADER + "py_z,INV-2025-000001,2.00,USD,succeeded,2025-04-03T10:00:00Z\n")
+    third = load_payments(invoices, str(landing))
+    assert (third.counts()["rejected"], third.counts()["mismatches"]) == (1, 0)
+    assert db.execute("select count(*) from billing.payment_mismatches").fetchone() == (1,)
+
+
 def test_credit_notes_reduce_what_is_owed(invoices, db, landing):
     invoice_id = db.execute(
         "select invoice_id from billing.invoices where invoice_number = 'INV-2025-000004'"
@@ -266,7 +327,9 @@ def test_bad_rows_are_rejected_with_file_line_and_reason_and_good_rows_load(invo
         f"{landing}/payments/2025-04/broken.json: not JSON (Expecting value: line 1 column 15 (char 14))"
     ]
     assert result.counts()["rows_loaded"] == 1
-    assert statuses(db)["INV-2025-000005"] == "paid"
+    # py_1 is stated for two invoices (lines 2 and 10): it pays neither until that is settled.
+    assert statuses(db)["INV-2025-000005"] == "issued"
+    assert open_mismatches(db) == [("INV-2025-000005", "conflicting_statements", Decimal("50.00"), "USD", "2025-03-01")]
     rejected = db.execute("select source_file, line_no, reason from raw.payments_rejected order by line_no").fetchall()
     assert rejected == [
         ("payments/2025-04/p.csv", 3, "amount 'ten' is not a number"),
@@ -279,7 +342,8 @@ def test_bad_rows_are_rejected_with_file_line_and_reason_and_good_rows_load(invo
         (
             "payments/2025-04/p.csv",
             10,
-            "conflicts with succeeded payment py_1 loaded from payments/2025-04/p.csv (INV-2025-000005, 50.00 USD)",
+            "conflicts with succeeded payment py_1 loaded from payments/2025-04/p.csv (INV-2025-000005, 50.00 USD):"
+            " PAYMENT_MISMATCH",
         ),
     ]
     # The unreadable file is not recorded: fixed, it is read on the next load.

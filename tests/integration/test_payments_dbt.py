@@ -22,9 +22,13 @@ def test_mismatches_reach_recon_exceptions_and_the_report(db, warehouse_url, tmp
     issue(db, *VOID, void=True)
     landing = str(tmp_path / "landing")
     generate_payments(warehouse_url, landing, "2025-03")
+    issue(db, "INV-2025-000007", "t-0007", "USD", "380.05")  # after: the generated exports do not pay it
     (tmp_path / "landing" / "payments" / "2025-04" / "late.csv").write_text(
         "payment_id,invoice_number,amount,currency,status,paid_at\n"
         "py_void,INV-2025-000006,75.00,USD,succeeded,2025-04-09T10:00:00Z\n"
+        # One payment stated at two amounts: a mismatch, and it pays nothing.
+        "py_twice,INV-2025-000007,380.05,USD,succeeded,2025-04-09T11:00:00Z\n"
+        "py_twice,INV-2025-000007,1.00,USD,succeeded,2025-04-09T11:00:00Z\n"
     )
     load_payments(warehouse_url, landing)
     payment_of = dict(
@@ -45,6 +49,7 @@ def test_mismatches_reach_recon_exceptions_and_the_report(db, warehouse_url, tmp
         ("RECON-2025-03", f"PAYMENT_MISMATCH:{payment_of['INV-2025-000004']}", Decimal("0.01")),
         ("RECON-2025-04", f"PAYMENT_MISMATCH:{payment_of['INV-2025-999999']}", Decimal("42.00")),
         ("RECON-2025-03", f"PAYMENT_MISMATCH:{payment_of['INV-2025-000006']}", Decimal("75.00")),
+        ("RECON-2025-03", "PAYMENT_MISMATCH:py_twice", Decimal("380.05")),
         ("RECON-2025-03", f"PAYMENT_MISMATCH:{payment_of['INV-2025-000003']}", Decimal("6857")),
     ]
     assert exceptions[0][3].endswith("for invoice INV-2025-000004 (100.00 owed): 0.01 still outstanding")
@@ -62,4 +67,5 @@ def test_mismatches_reach_recon_exceptions_and_the_report(db, warehouse_url, tmp
         ("INV-2025-000004", "issued", d("100.00"), d("99.99"), d(0), d(0), d("0.01"), "partially_paid", 0, 1),
         ("INV-2025-000005", "paid", d("50.00"), d("50.00"), d(0), d(0), d("0.00"), "settled", 0, 0),
         ("INV-2025-000006", "void", d(0), d(0), d("75.00"), d(0), d(0), "void", 0, 1),
+        ("INV-2025-000007", "issued", d("380.05"), d(0), d("380.05"), d(0), d("380.05"), "unpaid", 0, 1),
     ]

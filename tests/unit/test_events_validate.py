@@ -10,7 +10,16 @@ import pytest
 
 from meterline.events.generate import generate
 from meterline.events.signing import canonical, sign, verify
-from meterline.events.validate import parse_timestamps, quantities, read_jsonl, storable_as_jsonb, validate
+from meterline.events.validate import (
+    RAW_RECORD_MAX,
+    Limits,
+    parse_timestamps,
+    quantities,
+    raw_records,
+    read_jsonl,
+    storable_as_jsonb,
+    validate,
+)
 from meterline.landing import Zone
 
 pytestmark = pytest.mark.unit
@@ -119,7 +128,7 @@ def test_jsonl_lines_msgspec_refuses_are_read_as_before():
         ok.encode(),
         b"",  # blank lines are not records, but count as lines
         json.dumps(event(event_id=123)).encode(),  # mistyped: its JSON text, then an invalid uuid
-        json.dumps(event(properties={"tokens": float("nan")})).encode(),  # json.loads takes NaN, the check not
+        json.dumps(event(properties={"tokens": float("nan")})).encode(),  # json.loads takes NaN, the range check not
         json.dumps(event(idempotency_key="ik-é"), ensure_ascii=False).encode().replace("é".encode(), b"\xff"),
         b"   ",
         b"[1, 2]",  # JSON, not an object
@@ -144,7 +153,7 @@ def test_jsonl_lines_msgspec_refuses_are_read_as_before():
         batch, known_subscriptions=pa.array([SUB]), known_event_types=pa.array(["llm.completion"]), now=NOW
     )
     assert reason.to_pylist() == [
-        None, "invalid_uuid:event_id", "invalid_properties", None, "malformed_json", "malformed_json", None,
+        None, "invalid_uuid:event_id", "quantity_out_of_range", None, "malformed_json", "malformed_json", None,
         "missing_field:idempotency_key",
     ]  # fmt: skip
 
@@ -220,3 +229,19 @@ def test_generator_is_deterministic_and_reports_its_noise(tmp_path):
     }
     assert g1.manifest["accepted_distinct_events"] == 602
     assert a.exists("_generator/events/20250301-20250302-truth.parquet")
+
+
+def test_a_rejected_record_is_kept_cut_at_64_kib():
+    """A line may be up to 1 GiB: its quarantined record keeps the head and says how long it was."""
+    big = json.dumps(event(signature="s" * 100_000)).encode()
+    batch = read_jsonl(
+        "d.jsonl", big + b"\n" + json.dumps(event(idempotency_key="ik-2")).encode(), Limits(max_line_bytes=70_000)
+    )
+    reason, _ = validate(
+        batch, known_subscriptions=pa.array([SUB]), known_event_types=pa.array(["llm.completion"]), now=NOW
+    )
+    assert reason.to_pylist() == ["line_too_long", None]
+    (record,) = raw_records(batch, [0])
+    note = f"... [{len(big)} bytes in all, cut at {RAW_RECORD_MAX}]"
+    assert record == big[: RAW_RECORD_MAX - len(note)].decode() + note
+    assert len(record) == RAW_RECORD_MAX

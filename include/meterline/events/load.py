@@ -9,7 +9,12 @@ binary format, encoded column-wise by `meterline.events.pgcopy`) — file by fil
 thread, while the next file is read and validated. So the first delivery of an event wins, and
 a re-delivery — in the same file, another file or another day — is counted as a duplicate.
 Invalid rows go to `raw.events_rejected` with file, line and reason; each file's counts go to
-`raw.ingested_files`.
+`raw.ingested_files`. Every row of a file is counted once: rows read = loaded + duplicates +
+rejected, each counted on its own (the COPY's rows, the keys dropped as known, the reasons), and
+the load stops, changing nothing, if a file's numbers do not add up. What a file holds never
+fails the partition (`meterline.events.validate`: empty files, bombs, huge or deep lines are
+rows with a reason); a file that cannot be opened at all (not gzip, not Parquet, not readable)
+is named, not recorded, and the others load.
 
 Everything happens in one transaction: a crash (or a killed process) leaves the tables exactly
 as they were. Loaders of one day queue on an advisory lock, and all loaders queue on another
@@ -27,9 +32,11 @@ import logging
 import queue
 import threading
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from datetime import time as day_time
 from itertools import pairwise
 
 import psycopg
@@ -40,7 +47,15 @@ from psycopg import sql
 from meterline import warehouse
 from meterline.config import settings
 from meterline.events import SUFFIXES, partition_prefix, pgcopy
-from meterline.events.validate import Batch, file_format, raw_records, read_jsonl, read_parquet, validate
+from meterline.events.validate import (
+    Batch,
+    Limits,
+    file_format,
+    raw_records,
+    read_jsonl,
+    read_parquet,
+    validate,
+)
 from meterline.landing import Zone
 
 log = logging.getLogger(__name__)
@@ -57,10 +72,15 @@ class FileResult:
     size_bytes: int
     skipped: bool = False
     error: str | None = None  # the file could not be read at all (corrupt Parquet, truncated gzip)
+    io_error: bool = False  # ... because the landing zone did not give its bytes (a retry may)
     rows_read: int = 0
     rows_loaded: int = 0
     duplicates: int = 0
     rejected: Counter = field(default_factory=Counter)
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows_read == self.rows_loaded + self.duplicates + sum(self.rejected.values())
 
 
 @dataclass
@@ -77,6 +97,11 @@ class PartitionResult:
     @property
     def unreadable(self) -> list[str]:
         return [f"{f.path}: {f.error}" for f in self.files if f.error]
+
+    @property
+    def retryable(self) -> bool:
+        """Some file was not read because the landing zone failed, not because of what it holds."""
+        return any(f.io_error for f in self.files)
 
     @property
     def files_read(self) -> int:
@@ -137,14 +162,34 @@ class PartitionResult:
         return (
             f"events {self.day}: files read {self.files_read} (skipped, already ingested: {self.files_skipped}), "
             f"rows read {self.rows_read}, loaded {self.rows_loaded}, duplicates {self.duplicates}, "
-            f"rejected {self.rejected} ({reasons}){unreadable}"
+            f"rejected {self.rejected} ({reasons}); read = loaded + duplicates + rejected for each of the"
+            f" {self.files_read} files read{unreadable}"
         )
 
 
-def _parse(path: str, data: bytes) -> Batch:
+def _parse(path: str, data: bytes, limits: Limits) -> Batch:
     if file_format(path) == "parquet":
-        return read_parquet(path, pa.BufferReader(data))
-    return read_jsonl(path, data)
+        return read_parquet(path, pa.BufferReader(data), limits)
+    return read_jsonl(path, data, limits)
+
+
+# What a file that cannot be opened at all raises: not gzip (or truncated), not Parquet.
+_UNREADABLE = (pa.ArrowException, OSError, EOFError, zlib.error)
+
+
+def _jsonb_fits(conn: psycopg.Connection):
+    """Whether PostgreSQL stores a text as jsonb: asked only for texts near jsonb's size limit
+    (validate.too_large), in a savepoint so a refusal leaves the load's transaction as it was."""
+
+    def fits(text: str) -> bool:
+        try:
+            with conn.transaction():
+                conn.execute("select %s::jsonb is not null", [text])
+        except (psycopg.errors.ProgramLimitExceeded, psycopg.errors.StatementTooComplex, psycopg.errors.DataError):
+            return False
+        return True
+
+    return fits
 
 
 def _copy(conn: psycopg.Connection, table: str, columns: dict[str, str], rows: pa.Table) -> None:
@@ -178,6 +223,24 @@ def _first_seen(rows: pa.Table) -> pa.Table:
     if len(firsts) == rows.num_rows:
         return rows
     return rows.take(pc.take(firsts, pc.sort_indices(firsts)))
+
+
+def accepted_rows(batch: Batch, ts: pa.Array, ok: pa.Array) -> pa.Table:
+    """The rows validation accepted, as raw.events takes them (less partition_date, loaded_at)."""
+    cols = batch.columns
+    return pa.table(
+        {
+            "event_id": cols["event_id"],
+            "idempotency_key": cols["idempotency_key"],
+            "subscription_id": cols["subscription_id"],
+            "event_type": cols["event_type"],
+            "properties": cols["properties"],
+            "timestamp": ts,
+            "signature": cols["signature"],
+            "source_file": pa.repeat(pa.scalar(batch.path), batch.num_rows),
+            "line_no": batch.line_no,
+        }
+    ).filter(ok)
 
 
 EVENT_COLUMNS = {
@@ -296,9 +359,11 @@ def load_partition(
 ) -> PartitionResult:
     """Load the day partition `day`; returns what was read, loaded, duplicated and rejected."""
     cfg = settings()
+    limits = Limits.from_settings()
     zone = Zone(landing_url or cfg.landing_url)
     key = signing_key if signing_key is not None else cfg.signing_key
     now = now or datetime.now(UTC)
+    not_before = datetime.combine(day, day_time(), UTC) - limits.stale_after
     landed = zone.list(partition_prefix(day), SUFFIXES)
     results: list[FileResult] = []
     queued_keys: list[pa.Array] = []  # keys already sent to the writer: later copies are duplicates
@@ -334,7 +399,13 @@ def load_partition(
         write_locked = False  # taken before the first key lookup, not while the first file is read
         try:
             for landed_file in landed:
-                data = zone.read_bytes(landed_file.path)
+                try:
+                    data = zone.read_bytes(landed_file.path)
+                except OSError as exc:
+                    results.append(FileResult(landed_file.path, "", file_format(landed_file.path), landed_file.size))
+                    results[-1].error, results[-1].io_error = f"{type(exc).__name__}: {exc}", True
+                    log.error("%s: cannot be read, not loaded: %s", landed_file.path, results[-1].error)
+                    continue
                 result = FileResult(
                     landed_file.path, hashlib.sha256(data).hexdigest(), file_format(landed_file.path), len(data)
                 )
@@ -344,8 +415,8 @@ def load_partition(
                     log.info("%s: already ingested (same checksum), skipped", result.path)
                     continue
                 try:
-                    batch = _parse(result.path, data)
-                except (pa.ArrowException, OSError, EOFError, UnicodeDecodeError) as exc:
+                    batch = _parse(result.path, data, limits)
+                except _UNREADABLE as exc:
                     # Not recorded in the ledger: a fixed re-delivery, or a retry, reads it again.
                     result.error = f"{type(exc).__name__}: {exc}"
                     log.error("%s: unreadable, not loaded: %s", result.path, result.error)
@@ -356,24 +427,15 @@ def load_partition(
                     known_event_types=known_types,
                     now=now,
                     signing_key=key,
+                    not_before=not_before,
+                    limits=limits,
+                    jsonb_fits=_jsonb_fits(probe),
                 )
                 ok = pc.is_null(reason)
                 result.rows_read = batch.num_rows
                 n_good = pc.sum(ok).as_py() or 0
                 cols = batch.columns
-                good = pa.table(
-                    {
-                        "event_id": cols["event_id"],
-                        "idempotency_key": cols["idempotency_key"],
-                        "subscription_id": cols["subscription_id"],
-                        "event_type": cols["event_type"],
-                        "properties": cols["properties"],
-                        "timestamp": ts,
-                        "signature": cols["signature"],
-                        "source_file": pa.repeat(pa.scalar(result.path), batch.num_rows),
-                        "line_no": batch.line_no,
-                    }
-                ).filter(ok)
+                good = accepted_rows(batch, ts, ok)
                 good = _first_seen(good)
                 if queued_keys:
                     good = good.filter(pc.invert(pc.is_in(good["idempotency_key"], pa.concat_arrays(queued_keys))))
@@ -387,6 +449,7 @@ def load_partition(
                 known = _known_keys(probe, good["idempotency_key"])
                 good = good.filter(pc.invert(pc.is_in(good["idempotency_key"], known)))
                 probe_seconds.append(time.perf_counter() - started)
+                result.duplicates = n_good - good.num_rows
                 writer.queue.put(good)
                 if n_good < batch.num_rows:
                     bad = pc.indices_nonzero(pc.invert(ok))
@@ -421,7 +484,11 @@ def load_partition(
             if r.skipped or r.error:
                 continue
             r.rows_loaded = loaded.get(r.path, 0)
-            r.duplicates = r.rows_read - sum(r.rejected.values()) - r.rows_loaded
+            if not r.balanced:  # a loader defect: nothing is committed
+                raise RuntimeError(
+                    f"{r.path}: rows read {r.rows_read} != loaded {r.rows_loaded} + duplicates {r.duplicates}"
+                    f" + rejected {sum(r.rejected.values())}; nothing loaded"
+                )
             conn.execute(
                 "insert into raw.ingested_files (source_file, checksum, feed, partition_date, file_format, size_bytes,"
                 " rows_read, rows_loaded, duplicates, rejected, loaded_at)"

@@ -12,6 +12,26 @@ def _say(message: str) -> None:
     print(f"[meterline] {message}", flush=True)
 
 
+def period_arg(value: str) -> str:
+    """argparse type: a billing month YYYY-MM."""
+    from meterline.invoicing.period import Period
+
+    try:
+        return Period.parse(value).label
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def amount_arg(value: str) -> Decimal:
+    """argparse type: a finite amount the warehouse holds exactly (not NaN, not 1e30)."""
+    from meterline.invoicing.money import parse_amount
+
+    try:
+        return parse_amount(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _override(text: str) -> tuple[str, str]:
     name, sep, why = text.partition("=")
     if not sep or not name.strip() or not why.strip():
@@ -92,11 +112,7 @@ def cmd_invoice(args: argparse.Namespace) -> int:
         "reason": args.reason,
         "actor": args.actor,
     }
-    try:
-        done = corrections.apply(warehouse.url(), params, outbox_url=args.outbox)
-    except corrections.CorrectionRefused as exc:
-        _say(f"refused: {exc}")
-        return 1
+    done = corrections.apply(warehouse.url(), params, outbox_url=args.outbox)  # refused: InputError, exit 2
     _say(f"{done.action} {done.resource} {' '.join(done.documents)}".rstrip())
     return 0
 
@@ -106,7 +122,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     from meterline.quality.suites import DBT_BILLING_SELECT
 
     def period_args(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--period", required=True, help="the billing month, YYYY-MM")
+        parser.add_argument("--period", type=period_arg, required=True, help="the billing month, YYYY-MM")
 
     def suite_args(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--skip-dbt", action="store_true", help="do not run (or require) the dbt tests")
@@ -150,7 +166,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     invoice.add_argument("--invoice", help="the invoice number, e.g. INV-2025-000123")
     invoice.add_argument("--tenant", help="credit: the tenant that receives it")
-    invoice.add_argument("--amount", type=Decimal, help="credit-note: pre-tax amount (default: all); credit: amount")
+    invoice.add_argument("--amount", type=amount_arg, help="credit-note: pre-tax amount (default: all); credit: amount")
     invoice.add_argument("--currency", help="credit: defaults to the tenant's currency")
     invoice.add_argument("--reason", default="", help="why (recorded)")
     invoice.add_argument("--actor", required=True, help="who (recorded)")

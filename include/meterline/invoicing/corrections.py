@@ -25,16 +25,17 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from meterline import audit, warehouse
+from meterline.errors import InputError
 from meterline.invoicing import publish
 from meterline.invoicing.documents import Document, Line
 from meterline.invoicing.emit import DraftInvalid, _lock_period_shared, issue_draft
-from meterline.invoicing.money import round_money
+from meterline.invoicing.money import parse_amount, round_money
 from meterline.invoicing.numbering import next_number
 from meterline.invoicing.period import Period
 from meterline.landing import Zone, outbox
 
 
-class CorrectionRefused(RuntimeError):
+class CorrectionRefused(InputError):
     """The correction cannot be applied as asked; the message says why and what to do."""
 
 
@@ -336,7 +337,7 @@ def apply(conninfo: str, params: dict[str, Any], *, outbox_url: str | None = Non
     reason = params.get("reason") or ""
     number = params.get("invoice_number") or ""
     amount = params.get("amount")
-    amount = None if amount in (None, "") else Decimal(str(amount))
+    amount = None if amount in (None, "") else parse_amount(amount)
     if action == "void":
         return void_invoice(conninfo, number, reason=reason, actor=actor)
     if action == "regenerate":

@@ -31,6 +31,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from meterline import audit, warehouse
+from meterline.errors import InputError
 from meterline.invoicing import integrity
 from meterline.invoicing.period import Period
 from meterline.quality.suites import DBT_SUITE, GX_SUITES
@@ -321,7 +322,7 @@ def evaluate_gate(
     overrides = dict(overrides or {})
     for check_name, justification in overrides.items():
         if not (justification or "").strip():
-            raise ValueError(f"override of {check_name} needs a justification")
+            raise InputError(f"override of {check_name} needs a justification")
     required = GX_SUITES + ((DBT_SUITE,) if require_dbt else ())
     run_id = f"gate-{period.label}-{uuid.uuid4().hex[:12]}"
     with warehouse.transaction(conninfo) as conn:
@@ -333,7 +334,7 @@ def evaluate_gate(
         names = {c.name for c in checks}
         unknown = sorted(set(overrides) - names)
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"override names no check of this gate: {', '.join(unknown)}; checks are: {', '.join(sorted(names))}"
             )
         for check in checks:

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
+from meterline.errors import InputError
+
 _PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
 
 
@@ -23,8 +25,8 @@ class Period:
             first = value.replace(day=1)
         else:
             match = _PATTERN.match(value.strip())
-            if not match or not 1 <= int(match.group(2)) <= 12:
-                raise ValueError(f"period {value!r} is not a month written YYYY-MM (e.g. 2025-03)")
+            if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
+                raise InputError(f"period {value!r} is not a month written YYYY-MM (e.g. 2025-03)")
             first = date(int(match.group(1)), int(match.group(2)), 1)
         following = date(first.year + 1, 1, 1) if first.month == 12 else date(first.year, first.month + 1, 1)
         return cls(first, following)

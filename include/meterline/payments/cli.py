@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from meterline.invoicing.cli import period_arg
+
 
 def _say(message: str) -> None:
     print(f"[meterline] {message}", flush=True)
@@ -38,7 +40,9 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 def register(generate: argparse._SubParsersAction, load: argparse._SubParsersAction) -> None:
     gen = generate.add_parser("payments", help="processor exports (CSV and JSON) paying a month's issued invoices")
-    gen.add_argument("--period", required=True, help="the invoices' month, YYYY-MM (paid the month after)")
+    gen.add_argument(
+        "--period", type=period_arg, required=True, help="the invoices' month, YYYY-MM (paid the month after)"
+    )
     gen.add_argument("--seed", type=int, default=11)
     gen.add_argument("--landing", help="landing zone URL (default LANDING_URL)")
     gen.set_defaults(func=cmd_generate)

@@ -4,8 +4,13 @@ and matching them to issued invoices (`meterline.payments.match`), in one transa
 - A file already recorded in `raw.payment_files` (same path and sha256) is skipped; a changed
   file is read again. Paths are recorded relative to the landing zone.
 - A payment state (payment_id, status) already loaded, from any file, is a duplicate and is
-  counted, not loaded again: a duplicate export file changes nothing. The same key with another
-  invoice, amount or currency is rejected as a conflict.
+  counted, not loaded again: a duplicate export file changes nothing.
+- The same key stated again with another invoice, amount or currency is a conflicting
+  statement: the row is rejected (file, line, what it conflicts with) and the payment is a
+  `conflicting_statements` mismatch. Stated both ways within one load, it is applied to no
+  invoice (which amount was paid is in dispute, so the invoice's status follows only the
+  undisputed payments); contradicting a statement loaded earlier, the earlier decision stands
+  and the mismatch says so.
 - A bad row goes to `raw.payments_rejected` with its file, line and reason; the rest loads.
   A file that cannot be read at all is named in the result and not recorded, so it is read
   again once fixed; the other files still load.
@@ -46,6 +51,7 @@ class FileResult:
     checksum: str
     skipped: bool = False
     error: str | None = None
+    io_error: bool = False  # the landing zone did not give the file (a retry may), not a bad export
     rows_read: int = 0
     rows_loaded: int = 0
     duplicates: int = 0
@@ -62,6 +68,10 @@ class LoadResult:
     @property
     def unreadable(self) -> list[str]:
         return [f.error for f in self.files if f.error]
+
+    @property
+    def retryable(self) -> bool:
+        return any(f.io_error for f in self.files)
 
     def counts(self) -> dict[str, int]:
         read = [f for f in self.files if not f.skipped and not f.error]
@@ -113,6 +123,66 @@ def _conflict(p: Payment, known: tuple) -> str | None:
         f"conflicts with {p.status} payment {p.payment_id} loaded from {source_file}"
         f" ({invoice_number}, {amount} {currency})"
     )
+
+
+def _statement(p: Payment, source_file: str) -> str:
+    return f"{p.amount} {p.currency} for {p.invoice_number} ({source_file} line {p.line_no})"
+
+
+def _conflict_mismatches(
+    conn: psycopg.Connection,
+    within: dict[tuple[str, str], list[tuple[Payment, str]]],
+    after: dict[tuple[str, str], list[tuple[Payment, str]]],
+    invoices: dict[str, Invoice],
+) -> list[Mismatch]:
+    """One `conflicting_statements` mismatch per payment state the exports stated more than one
+    way: within this load (`within`: every statement, none applied), or against a state loaded
+    before (`after`: the new statements; skipped when that state has a mismatch already)."""
+    flagged = {
+        (r[0], r[1])
+        for r in conn.execute(
+            "select m.payment_id, m.status from billing.payment_mismatches m"
+            " join unnest(%s::text[], %s::text[]) as k (payment_id, status) using (payment_id, status)",
+            [[k[0] for k in after], [k[1] for k in after]],
+        )
+    }
+    out = []
+    for key, statements in within.items():
+        first = statements[0][0]
+        inv = invoices.get(first.invoice_number)
+        stated = "; ".join(_statement(p, f) for p, f in statements)
+        out.append(
+            Mismatch(
+                payment_id=key[0], status=key[1], reason="conflicting_statements",
+                invoice_number=first.invoice_number, invoice_id=inv.invoice_id if inv else None,
+                period_start=inv.period_start if inv else first.paid_at.date().replace(day=1),
+                currency=first.currency, amount=max(p.amount for p, _ in statements),
+                detail=f"{key[1]} payment {key[0]} stated {len(statements)} ways: {stated};"
+                " applied to no invoice until the processor confirms one",
+            )
+        )  # fmt: skip
+    known = _loaded_states(conn, [k for k in after if k not in flagged])
+    for key, statements in after.items():
+        if key in flagged:
+            continue
+        invoice_number, amount, currency, source_file = known[key]
+        invoice_id, period_start = conn.execute(
+            "select t.invoice_id, coalesce(i.period_start, date_trunc('month', t.paid_at)::date)"
+            " from billing.payment_txn t left join billing.invoices i using (invoice_id)"
+            " where t.payment_id = %s and t.status = %s",
+            list(key),
+        ).fetchone()
+        stated = "; ".join(_statement(p, f) for p, f in statements)
+        out.append(
+            Mismatch(
+                payment_id=key[0], status=key[1], reason="conflicting_statements", invoice_number=invoice_number,
+                invoice_id=invoice_id, period_start=period_start, currency=currency,
+                amount=max([Decimal(amount), *(p.amount for p, _ in statements)]),
+                detail=f"{key[1]} payment {key[0]} loaded as {amount} {currency} for {invoice_number}"
+                f" ({source_file}) and decided then, stated again as {stated}",
+            )
+        )  # fmt: skip
+    return out
 
 
 def _invoices(conn: psycopg.Connection, numbers: list[str]) -> dict[str, Invoice]:
@@ -223,7 +293,10 @@ def load_payments(conninfo: str | None = None, landing_url: str | None = None, *
             try:
                 data = zone.read_bytes(landed.path)
             except OSError as exc:
-                result.files.append(FileResult(landed.path, "", error=f"{zone.uri(landed.path)}: unreadable ({exc})"))
+                unread = FileResult(
+                    landed.path, "", error=f"{zone.uri(landed.path)}: unreadable ({exc})", io_error=True
+                )
+                result.files.append(unread)
                 continue
             fr = FileResult(landed.path, hashlib.sha256(data).hexdigest())
             result.files.append(fr)
@@ -239,6 +312,9 @@ def load_payments(conninfo: str | None = None, landing_url: str | None = None, *
             read_files.append((fr, good))
 
         loaded = _loaded_states(conn, [p.key for _, good in read_files for p in good])
+        # Payment states stated more than one way: within this load, and against earlier loads.
+        within: dict[tuple[str, str], list[tuple[Payment, str]]] = {}
+        after: dict[tuple[str, str], list[tuple[Payment, str]]] = {}
         for fr, good in read_files:
             for p in good:
                 if p.key in new:
@@ -251,18 +327,29 @@ def load_payments(conninfo: str | None = None, landing_url: str | None = None, *
                     new[p.key] = (p, fr.path)
                     fr.rows_loaded += 1
                 elif reason := _conflict(p, known):
-                    fr.rejected.append(Rejected(p.line_no, reason, f"{p.payment_id},{p.status},{p.invoice_number}"))
+                    fr.rejected.append(
+                        Rejected(
+                            p.line_no, f"{reason}: PAYMENT_MISMATCH", f"{p.payment_id},{p.status},{p.invoice_number}"
+                        )
+                    )
+                    if p.key in new:
+                        within.setdefault(p.key, [new[p.key]]).append((p, fr.path))
+                    else:
+                        after.setdefault(p.key, []).append((p, fr.path))
                 else:
                     fr.duplicates += 1
 
         payments = [p for p, _ in new.values()]
         invoices = _invoices(conn, sorted({p.invoice_number for p in payments}))
+        # A payment in dispute pays nothing: matching decides on the undisputed ones only.
         decisions = decide(
-            payments,
+            [p for p in payments if p.key not in within],
             invoices,
             _earlier(conn, sorted({p.payment_id for p in payments if p.status == "refunded"})),
             _open_underpaid(conn, [inv.invoice_id for inv in invoices.values()]),
         )
+        decisions.match_status |= dict.fromkeys(within, "mismatch")
+        decisions.mismatches += _conflict_mismatches(conn, within, after, invoices)
         _write(conn, new, invoices, decisions, actor)
 
         with conn.cursor() as cur:

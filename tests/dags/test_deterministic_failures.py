@@ -1,0 +1,69 @@
+"""A deterministic failure inside a DAG task (an amount of NaN, a period that is not a month, an
+event file that is not gzip) fails the task at once, without its retries, and the failure names
+the input and the reason."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from meterline import airflow_env
+
+pytestmark = [pytest.mark.dags, pytest.mark.integration, pytest.mark.slow]
+
+
+def dags_test(env: dict[str, str], dag_id: str, conf: dict, *logical_date: str) -> str:
+    done = subprocess.run(
+        [airflow_env.airflow_executable(), "dags", "test", dag_id, *logical_date, "--conf", json.dumps(conf)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "conf", "task_id", "message"),
+    [
+        (
+            "correct_invoice",
+            {"action": "credit", "tenant_id": "t-0001", "amount": "NaN", "reason": "r", "actor": "ops:ann"},
+            "apply_correction",
+            "amount 'NaN' is not a finite number",
+        ),
+        (
+            "close_billing_period",
+            {"period": "2025-13"},
+            "resolve_period",
+            "period '2025-13' is not a month written YYYY-MM (e.g. 2025-03)",
+        ),
+    ],
+)
+def test_a_validation_failure_is_not_retried_and_names_the_value(airflow, dag_id, conf, task_id, message):
+    output = dags_test(airflow, dag_id, conf)
+    check(output, task_id, message)
+
+
+def test_an_event_file_that_cannot_be_opened_fails_the_day_without_retries(airflow, tmp_path):
+    day = tmp_path / "landing" / "events" / "year=2025" / "month=03" / "day=04"
+    day.mkdir(parents=True)
+    (day / "a.jsonl").write_text("")
+    (day / "b.jsonl.gz").write_bytes(b"not gzip")
+    output = dags_test(airflow | {"LANDING_URL": str(tmp_path / "landing")}, "ingest_usage_events", {}, "2025-03-05")
+    message = (
+        "unreadable event files in 2025-03-04: events/year=2025/month=03/day=04/b.jsonl.gz:"
+        " BadGzipFile: Not a gzipped file (b'no')"
+    )
+    check(output, "load_partition", message)
+
+
+def check(output: str, task_id: str, message: str) -> None:
+    assert "state=failed" in output
+    assert f"AirflowFailException: {message}" in output
+    assert "up_for_retry" not in output.lower() and "UP_FOR_RETRY" not in output
+    # The failure alert (meterline.alerts) carries the same line, on the first and only try.
+    alert = next(line for line in output.splitlines() if "meterline task failed:" in line)
+    summary, _ = json.JSONDecoder().raw_decode(alert.split("meterline task failed: ", 1)[1])
+    assert (summary["task_id"], summary["try_number"], summary["error"]) == (task_id, 1, message)
