@@ -59,7 +59,7 @@ def close_billing_period():
         from meterline.close import build
         from meterline.errors import fail_without_retry
 
-        with fail_without_retry():  # failed dbt tests, named with their failing rows
+        with fail_without_retry():  # a period that is not YYYY-MM (failed dbt tests are recorded for the gate)
             return build(warehouse.url(), period)
 
     @task
