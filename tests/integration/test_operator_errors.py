@@ -51,8 +51,8 @@ pytestmark = pytest.mark.integration
         (
             ["gate", "--period", "2025-03", "--no-suites", "--skip-dbt", "--override", "reconcilation=typo (FIN-1)"],
             "meterline gate: error: override names no check of this gate: reconcilation; checks are:"
-            " dq.events_rejected, dq.fact_cost_allocated, dq.freshness, dq.invoice_coverage, dq.invoice_drafts,"
-            " dq.usage_hourly, pricing_configuration, reconciliation",
+            " content_hash, dq.events_rejected, dq.fact_cost_allocated, dq.freshness, dq.invoice_coverage,"
+            " dq.invoice_drafts, dq.usage_hourly, plausibility, pricing_configuration, reconciliation",
         ),
         (
             ["invoice", "void", "--invoice", "INV-2025-999999", "--reason", "duplicate", "--actor", "ops:ann"],

@@ -167,6 +167,8 @@ def test_region_of_a_cur2_line_comes_from_its_product_map(db, warehouse_url, tmp
             "line_item_product_code": ["AmazonEC2", "AmazonCloudFront", "AmazonEC2", "AmazonS3"],
             "line_item_unblended_cost": [1.5, 0.25, 0.1, 2.0],
             "line_item_usage_start_date": pa.array([datetime(2025, 3, 2, tzinfo=UTC)] * 4, pa.timestamp("ms", "UTC")),
+            "line_item_usage_end_date": pa.array([datetime(2025, 3, 3, tzinfo=UTC)] * 4, pa.timestamp("ms", "UTC")),
+            "line_item_currency_code": ["USD"] * 4,
             "product_region_code": ["", "", "", "ap-south-1"],
             "product": pa.array(
                 [[("region", "eu-west-1")], [("region", "global")], [("region", "eu-west-1")], [("region", "x")]],

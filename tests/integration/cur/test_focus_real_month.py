@@ -184,6 +184,8 @@ def test_a_product_code_or_unit_without_a_seed_row_fails_the_coverage_tests(ware
             "line_item_product_code": ["AWSKMS", "AmazonHoloDeck", "AmazonS3"],
             "line_item_unblended_cost": [0.5, 2.25, 1.0],
             "line_item_usage_start_date": pa.array([datetime(2025, 3, 2, tzinfo=UTC)] * 3, pa.timestamp("ms", "UTC")),
+            "line_item_usage_end_date": pa.array([datetime(2025, 3, 3, tzinfo=UTC)] * 3, pa.timestamp("ms", "UTC")),
+            "line_item_currency_code": ["USD"] * 3,
             "pricing_unit": ["Keys", "Holo-Hrs", "gb-mo"],
             "resource_tags": pa.array([[]] * 3, pa.map_(pa.string(), pa.string())),
         }
