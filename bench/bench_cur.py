@@ -26,12 +26,12 @@ from _timing import machine, write_section
 from psycopg import sql
 
 from meterline import transform, warehouse
-from meterline.cur import generate as gen
 from meterline.cur.discover import discover
 from meterline.cur.load import _csv_bytes, load_delivery, typed_columns
 from meterline.cur.normalise import normalise
 from meterline.cur.read import batches
 from meterline.landing import Zone
+from meterline.synthetic import cur as gen
 
 PERIOD = date(2025, 3, 1)
 DATABASE = "meterline_bench_cur"

@@ -35,10 +35,10 @@ from _timing import dbt_timed
 from psycopg import sql
 
 from meterline import transform, warehouse
-from meterline.catalog.generate import generate_catalog
 from meterline.catalog.load import load_catalog
-from meterline.events.generate import generate
 from meterline.events.load import load_partition
+from meterline.synthetic.catalog import generate_catalog
+from meterline.synthetic.events import generate
 
 NOW = datetime(2025, 4, 15, tzinfo=UTC)
 DAY = date(2025, 3, 15)

@@ -28,9 +28,9 @@ from pathlib import Path
 from _timing import dbt_timed, machine, write_section
 
 from meterline import transform, warehouse
-from meterline.catalog.generate import generate_catalog
 from meterline.catalog.load import load_catalog
-from meterline.invoicing.period import Period
+from meterline.period import Period
+from meterline.synthetic.catalog import generate_catalog
 
 PERIOD = date(2026, 10, 1)
 DATABASE = "meterline_bench_invoices"

@@ -44,7 +44,7 @@ class CloseFailed(RuntimeError):
 
 def resolve_period(requested: str | None, logical_date: date) -> str:
     """The period to close: the `period` param when given, else the month before the run's date."""
-    from meterline.invoicing.period import Period
+    from meterline.period import Period
 
     if requested:
         return Period.parse(requested).label
@@ -58,7 +58,7 @@ def build(conninfo: str, period: str) -> dict[str, int]:
     outcomes are recorded for the gate (suite dbt_billing). Raises CloseFailed when a model,
     seed or snapshot fails to build."""
     from meterline import transform, warehouse
-    from meterline.invoicing.period import Period
+    from meterline.period import Period
     from meterline.quality.suites import dbt_test_results, store_results
 
     p = Period.parse(period)
@@ -118,7 +118,7 @@ def emit(conninfo: str, period: str, actor: str, outbox_url: str | None = None) 
 
 def report(conninfo: str, period: str, outbox_url: str | None = None) -> str:
     """The close report (OUTBOX_URL/reports/YYYY-MM.html); returns its URL."""
-    from meterline.invoicing.period import Period
+    from meterline.period import Period
     from meterline.reporting.close_report import write_close_report
 
     return write_close_report(conninfo, Period.parse(period).start, outbox_url)

@@ -74,10 +74,10 @@ def _days(period: date) -> list[date]:
 
 def step_generate(ctx: dict) -> str:
     """Write the month's landing zone once; a second demo reuses it (same seed, same files)."""
-    from meterline.catalog.generate import generate_catalog
-    from meterline.cur.generate import generate as generate_cur
-    from meterline.events.generate import generate as generate_events
     from meterline.landing import landing
+    from meterline.synthetic.catalog import generate_catalog
+    from meterline.synthetic.cur import generate as generate_cur
+    from meterline.synthetic.events import generate as generate_events
 
     zone = landing()
     marker = f"demo/{PERIOD:%Y-%m}-{EVENTS_PER_DAY}-{CUR_ROWS}-{CUR_COST_DIVISOR}.done"
@@ -167,7 +167,7 @@ def step_summary(ctx: dict) -> str:
 
 
 def step_docs(ctx: dict) -> str:
-    from meterline.invoicing.period import Period
+    from meterline.period import Period
     from meterline.reporting.dbt_docs import publish_dbt_docs
 
     site = publish_dbt_docs(ctx["url"], Period.parse(PERIOD).closes_at)

@@ -38,8 +38,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from meterline.invoicing.period import month_arg
 from meterline.landing import Zone
+from meterline.period import month_arg
 
 FOCUS_VERSION = "1.2"
 MODEL = sql.Identifier("marts", "focus_costs")

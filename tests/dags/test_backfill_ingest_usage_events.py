@@ -25,10 +25,10 @@ import pytest
 from psycopg import sql
 
 from meterline import airflow_env, transform, warehouse
-from meterline.catalog.generate import generate_catalog
 from meterline.catalog.load import load_catalog
 from meterline.config import project_root
-from meterline.events.generate import generate
+from meterline.synthetic.catalog import generate_catalog
+from meterline.synthetic.events import generate
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration, pytest.mark.slow]
 

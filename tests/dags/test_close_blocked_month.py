@@ -16,13 +16,13 @@ from decimal import Decimal
 import pytest
 
 from meterline import airflow_env
-from meterline.catalog.generate import generate_catalog
 from meterline.catalog.load import load_catalog
-from meterline.cur.generate import generate as generate_cur
 from meterline.cur.load import run as load_cur
-from meterline.events.generate import generate as generate_events
 from meterline.events.load import load_partition
 from meterline.landing import Zone
+from meterline.synthetic.catalog import generate_catalog
+from meterline.synthetic.cur import generate as generate_cur
+from meterline.synthetic.events import generate as generate_events
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration, pytest.mark.slow]
 

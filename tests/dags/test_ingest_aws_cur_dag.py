@@ -7,8 +7,8 @@ from datetime import date
 import pytest
 
 from meterline import airflow_env, warehouse
-from meterline.cur import generate as gen
 from meterline.landing import Zone
+from meterline.synthetic import cur as gen
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration, pytest.mark.slow]
 

@@ -8,9 +8,9 @@ from datetime import date
 import pytest
 
 from meterline import airflow_env, warehouse
-from meterline.catalog.generate import generate_catalog
 from meterline.catalog.load import load_catalog
-from meterline.events.generate import generate
+from meterline.synthetic.catalog import generate_catalog
+from meterline.synthetic.events import generate
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration, pytest.mark.slow]
 

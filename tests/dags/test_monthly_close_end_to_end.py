@@ -9,10 +9,10 @@ from datetime import date, timedelta
 import pytest
 
 from meterline import airflow_env
-from meterline.catalog.generate import generate_catalog
-from meterline.cur.generate import generate as generate_cur
-from meterline.events.generate import generate as generate_events
 from meterline.landing import Zone
+from meterline.synthetic.catalog import generate_catalog
+from meterline.synthetic.cur import generate as generate_cur
+from meterline.synthetic.events import generate as generate_events
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from test_payments import INVOICES, VOID, issue
 
 from meterline import airflow_env
-from meterline.payments.generate import generate_payments
+from meterline.synthetic.payments import generate_payments
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration, pytest.mark.slow]
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from meterline import airflow_env
-from meterline.catalog.generate import generate_catalog
 from meterline.catalog.load import load_catalog, snapshot_catalog
+from meterline.synthetic.catalog import generate_catalog
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration, pytest.mark.slow]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 
 from meterline import transform
-from meterline.catalog.generate import GeneratedCatalog, generate_catalog
 from meterline.catalog.load import load_catalog
+from meterline.synthetic.catalog import GeneratedCatalog, generate_catalog
 
 # The models this area owns; built on their own so the tests do not depend on the events and
 # cost areas' marts (usage_metered_hourly is created here with its contract's columns; the

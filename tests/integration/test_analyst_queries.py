@@ -30,18 +30,18 @@ import pytest
 from psycopg import sql
 
 from meterline import close, transform, warehouse
-from meterline.catalog.generate import ALLOCATION_RULES, generate_catalog, to_csv
 from meterline.catalog.load import load_catalog
 from meterline.config import project_root
 from meterline.cur import load as cur_load
-from meterline.cur.generate import generate as generate_cur
-from meterline.events.generate import generate as generate_events
 from meterline.events.load import load_partition
 from meterline.invoicing.corrections import dispute_invoice, void_invoice
 from meterline.invoicing.gate import evaluate_gate, require_pass
 from meterline.landing import Zone
 from meterline.quality.suites import run_suites
 from meterline.reporting.dbt_docs import publish_dbt_docs
+from meterline.synthetic.catalog import ALLOCATION_RULES, generate_catalog, to_csv
+from meterline.synthetic.cur import generate as generate_cur
+from meterline.synthetic.events import generate as generate_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

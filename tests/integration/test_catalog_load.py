@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from meterline.catalog.generate import generate_catalog, to_csv
 from meterline.catalog.load import load_catalog
 from meterline.catalog.validate import CatalogError
 from meterline.landing import Zone
+from meterline.synthetic.catalog import generate_catalog, to_csv
 
 pytestmark = pytest.mark.integration
 

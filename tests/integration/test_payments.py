@@ -15,8 +15,8 @@ import pytest
 from _issued import issue_invoice
 
 from meterline import cli
-from meterline.payments.generate import generate_payments
 from meterline.payments.load import load_payments
+from meterline.synthetic.payments import generate_payments
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ import pytest
 from test_payments import INVOICES, VOID, issue
 
 from meterline import transform
-from meterline.payments.generate import generate_payments
 from meterline.payments.load import load_payments
+from meterline.synthetic.payments import generate_payments
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

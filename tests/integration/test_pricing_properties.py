@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from oracle.pricing import price_catalog
 
-from meterline.catalog.generate import METRICS, to_csv
 from meterline.catalog.load import load_catalog
 from meterline.landing import Zone
+from meterline.synthetic.catalog import METRICS, to_csv
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from meterline.cli import build_parser
-from meterline.invoicing.period import Period
+from meterline.period import Period
 from meterline.transform import as_of_instant, with_as_of
 
 pytestmark = pytest.mark.unit

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from meterline.catalog.generate import generate_catalog, to_csv
 from meterline.catalog.validate import validate
+from meterline.synthetic.catalog import generate_catalog, to_csv
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from meterline.close import resolve_period
-from meterline.invoicing.period import month_arg
+from meterline.period import month_arg
 
 pytestmark = pytest.mark.unit
 

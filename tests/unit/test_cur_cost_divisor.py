@@ -8,7 +8,7 @@ from datetime import date
 import numpy as np
 import pytest
 
-from meterline.cur.generate import month
+from meterline.synthetic.cur import month
 
 pytestmark = pytest.mark.unit
 

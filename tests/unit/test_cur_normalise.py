@@ -7,8 +7,8 @@ import json
 import pyarrow as pa
 import pytest
 
-from meterline.cur.generate import legacy_header
 from meterline.cur.normalise import CurFormatError, normalise, snake, tag_key
+from meterline.synthetic.cur import legacy_header
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 import pytest
 
-from meterline.events.generate import generate
 from meterline.events.signing import canonical, sign, verify
 from meterline.events.validate import (
     RAW_RECORD_MAX,
@@ -21,6 +20,7 @@ from meterline.events.validate import (
     validate,
 )
 from meterline.landing import Zone
+from meterline.synthetic.events import generate
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import date
 
-from meterline.invoicing.period import month_arg
+from meterline.period import month_arg
 
 
 def _say(message: str) -> None:
@@ -13,8 +13,8 @@ def _say(message: str) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from meterline.catalog.generate import generate_catalog
     from meterline.config import settings
+    from meterline.synthetic.catalog import generate_catalog
 
     url = args.landing or settings().landing_url
     g = generate_catalog(

@@ -16,8 +16,8 @@ def _month(text: str) -> date:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from meterline.config import settings
-    from meterline.cur.generate import generate
     from meterline.landing import Zone
+    from meterline.synthetic.cur import generate
 
     url = args.landing or settings().landing_url
     formats = ("cur2", "legacy-csv", "legacy-parquet") if args.format == "all" else (args.format,)

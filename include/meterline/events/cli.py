@@ -12,7 +12,7 @@ def _say(message: str) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from meterline.config import settings
-    from meterline.events.generate import CatalogMissingError, Noise, generate
+    from meterline.synthetic.events import CatalogMissingError, Noise, generate
 
     url = args.landing or settings().landing_url
     noise = Noise() if not args.no_noise else Noise(duplicate_rate=0, late_rate=0, invalid_rate=0)

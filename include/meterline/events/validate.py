@@ -63,7 +63,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from meterline.events.signing import verify
-from meterline.invoicing.money import AMOUNT_DIGITS, PRICE_SCALE
+from meterline.money import AMOUNT_DIGITS, PRICE_SCALE
 
 REQUIRED = ("event_id", "idempotency_key", "subscription_id", "event_type", "timestamp")
 STRING_FIELDS = ("event_id", "idempotency_key", "subscription_id", "event_type", "signature")

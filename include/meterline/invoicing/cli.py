@@ -14,7 +14,7 @@ def _say(message: str) -> None:
 
 def period_arg(value: str) -> str:
     """argparse type: a billing month YYYY-MM."""
-    from meterline.invoicing.period import Period
+    from meterline.period import Period
 
     try:
         return Period.parse(value).label
@@ -24,7 +24,7 @@ def period_arg(value: str) -> str:
 
 def amount_arg(value: str) -> Decimal:
     """argparse type: a finite amount the warehouse holds exactly (not NaN, not 1e30)."""
-    from meterline.invoicing.money import parse_amount
+    from meterline.money import parse_amount
 
     try:
         return parse_amount(value)

@@ -29,10 +29,10 @@ from meterline.errors import InputError
 from meterline.invoicing import publish
 from meterline.invoicing.documents import Document, Line
 from meterline.invoicing.emit import DraftInvalid, _lock_period_shared, issue_draft
-from meterline.invoicing.money import parse_amount, round_money
 from meterline.invoicing.numbering import next_number
-from meterline.invoicing.period import Period
 from meterline.landing import Zone, outbox
+from meterline.money import parse_amount, round_money
+from meterline.period import Period
 
 
 class CorrectionRefused(InputError):

@@ -16,7 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from meterline.invoicing.money import format_money
+from meterline.money import format_money
 
 
 @dataclass(frozen=True)

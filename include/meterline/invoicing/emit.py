@@ -32,8 +32,8 @@ from meterline.invoicing import documents, publish
 from meterline.invoicing.documents import Document, Line
 from meterline.invoicing.gate import GateFailed, changed_inputs, gate_inputs, latest_decision, watermarks
 from meterline.invoicing.numbering import next_number
-from meterline.invoicing.period import Period
 from meterline.landing import Zone, outbox
+from meterline.period import Period
 
 log = logging.getLogger(__name__)
 

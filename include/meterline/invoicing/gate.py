@@ -33,7 +33,7 @@ from psycopg.types.json import Jsonb
 from meterline import audit, warehouse
 from meterline.errors import InputError
 from meterline.invoicing import integrity
-from meterline.invoicing.period import Period
+from meterline.period import Period
 from meterline.quality.suites import DBT_SUITE, GX_SUITES
 
 log = logging.getLogger(__name__)

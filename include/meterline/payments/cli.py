@@ -13,7 +13,7 @@ def _say(message: str) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from meterline.config import settings
-    from meterline.payments.generate import generate_payments
+    from meterline.synthetic.payments import generate_payments
 
     url = args.landing or settings().landing_url
     g = generate_payments(None, url, args.period, seed=args.seed)

@@ -19,7 +19,7 @@ from functools import cache
 from typing import Any
 
 from meterline.config import project_root
-from meterline.invoicing.money import minor_units_table
+from meterline.money import minor_units_table
 from meterline.payments import FIELDS, STATUSES
 
 

@@ -41,8 +41,8 @@ from psycopg.types.json import Jsonb
 
 from meterline import warehouse
 from meterline.config import settings
-from meterline.invoicing.money import minor_units_table
-from meterline.invoicing.period import Period
+from meterline.money import minor_units_table
+from meterline.period import Period
 
 log = logging.getLogger(__name__)
 

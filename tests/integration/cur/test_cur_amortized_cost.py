@@ -17,9 +17,9 @@ import pytest
 from oracle.cur_cost import amortized_cost, net_amortized_cost
 
 from meterline import transform
-from meterline.cur import generate as gen
 from meterline.cur.load import run
 from meterline.landing import Zone
+from meterline.synthetic import cur as gen
 
 from .conftest import LEGACY_SAMPLE, place_legacy_sample
 

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from meterline import transform
-from meterline.cur import generate as gen
 from meterline.cur.load import run
 from meterline.landing import Zone
+from meterline.synthetic import cur as gen
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from meterline.cur.generate import write_report_status
 from meterline.cur.load import run
 from meterline.landing import Zone
+from meterline.synthetic.cur import write_report_status
 
 from .conftest import CUR2_ROWS, cost_of, legacy_rows, write_legacy
 

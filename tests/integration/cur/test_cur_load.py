@@ -14,9 +14,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from meterline.cur import generate as gen
 from meterline.cur.load import CurLoadError, flat_csv_delivery, load_delivery, run
 from meterline.landing import Zone
+from meterline.synthetic import cur as gen
 
 from .conftest import CUR2_ROWS, CUR2_TABLE, LEGACY_SAMPLE, legacy_sample_cost, place_legacy_sample
 

@@ -14,9 +14,9 @@ import pyarrow.compute as pc
 import pytest
 
 from meterline import transform
-from meterline.cur import generate as gen
 from meterline.cur.load import run
 from meterline.landing import Zone
+from meterline.synthetic import cur as gen
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

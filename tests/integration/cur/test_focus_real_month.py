@@ -19,9 +19,9 @@ import pytest
 
 from meterline import focus, transform, warehouse
 from meterline.config import project_root
-from meterline.cur import generate as gen
 from meterline.cur.load import run as load_cur
 from meterline.landing import Zone
+from meterline.synthetic import cur as gen
 
 from .conftest import place_legacy_sample
 

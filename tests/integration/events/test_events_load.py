@@ -18,10 +18,10 @@ import pytest
 from psycopg import sql
 
 from meterline.events import partition_prefix
-from meterline.events.generate import EVENT_SCHEMA, Noise, generate
 from meterline.events.load import APPLICATION_NAME, load_partition
 from meterline.events.signing import sign
 from meterline.landing import Zone
+from meterline.synthetic.events import EVENT_SCHEMA, Noise, generate
 
 from .conftest import Catalog
 
@@ -296,7 +296,7 @@ def test_s3_landing_zone_loads_identically(catalog: Catalog, db, s3_bucket):
 
 
 def test_generator_needs_the_catalog(landing: str):
-    from meterline.events.generate import CatalogMissingError
+    from meterline.synthetic.events import CatalogMissingError
 
     with pytest.raises(CatalogMissingError, match="run meterline generate catalog first"):
         generate(landing, DAY, 1, noise=Noise())

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 
 from meterline import transform
-from meterline.events.generate import generate
 from meterline.events.load import load_partition
+from meterline.synthetic.events import generate
 
 from .conftest import Catalog
 

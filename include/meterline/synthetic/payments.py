@@ -25,10 +25,10 @@ from decimal import Decimal
 from typing import Any
 
 from meterline import warehouse
-from meterline.invoicing.money import minor_units
-from meterline.invoicing.period import Period
 from meterline.landing import landing
+from meterline.money import minor_units
 from meterline.payments import FIELDS, PREFIX
+from meterline.period import Period
 
 NOISE = ("partial", "failed_then_succeeded", "refunded", "cent_short")
 
