@@ -27,6 +27,7 @@ from psycopg.rows import dict_row
 from meterline import audit, warehouse
 from meterline.errors import InputError
 from meterline.invoicing import publish
+from meterline.invoicing.actions import ACTIONS, missing
 from meterline.invoicing.documents import Document, Line
 from meterline.invoicing.emit import DraftInvalid, _lock_period_shared, issue_draft
 from meterline.invoicing.numbering import next_number
@@ -333,6 +334,10 @@ def resolve_dispute(conninfo: str, invoice_number: str, *, reason: str, actor: s
 def apply(conninfo: str, params: dict[str, Any], *, outbox_url: str | None = None) -> Correction:
     """One correction from plain parameters (the `correct_invoice` DAG's params, the CLI)."""
     action = params.get("action")
+    if action not in ACTIONS:
+        raise CorrectionRefused(f"unknown correction {action!r}: one of {', '.join(ACTIONS)}")
+    if absent := missing(params):
+        raise CorrectionRefused(f"{action} needs {', '.join(absent)}: {ACTIONS[action].summary}")
     actor = params.get("actor") or ""
     reason = params.get("reason") or ""
     number = params.get("invoice_number") or ""
@@ -351,12 +356,7 @@ def apply(conninfo: str, params: dict[str, Any], *, outbox_url: str | None = Non
     if action == "resolve_dispute":
         return resolve_dispute(conninfo, number, reason=reason, actor=actor)
     if action == "credit":
-        if amount is None:
-            raise CorrectionRefused("a manual credit needs an amount")
         return grant_credit(
             conninfo, params.get("tenant_id") or "", amount, reason=reason, actor=actor, currency=params.get("currency")
         )
-    raise CorrectionRefused(
-        f"unknown correction {action!r}: one of void, regenerate, void_and_regenerate, credit_note, credit,"
-        " dispute, resolve_dispute"
-    )
+    raise AssertionError(f"{action} is in ACTIONS and has no branch here")
