@@ -201,7 +201,9 @@ def issue_credit_note(
         issued_at = issued_at or datetime.now(UTC)
         number = next_number(conn, "CN", issued_at.year)
         note_id = uuid.uuid4()
-        line = Line(1, "credit", f"Credit for invoice {invoice_number}: {reason}", -amount)
+        # The customer reads "credit against invoice N"; the operator's reason stays with the credit
+        # note's row (billing.credit_notes.reason) and the audit log, never on the document.
+        line = Line(1, "credit", f"Credit against invoice {invoice_number}", -amount)
         conn.execute(
             "insert into billing.credit_notes (credit_note_id, credit_note_number, invoice_id, tenant_id, tenant_name,"
             " billing_email, currency, subtotal, tax, total, reason, created_by, issued_at)"
@@ -236,7 +238,6 @@ def issue_credit_note(
             lines=(line,),
             content_hash=content_hash,
             references={"credited_invoice": invoice_number},
-            note=reason,
         )
         zone = outbox(outbox_url)
         staged = publish.stage(zone, doc)
