@@ -27,6 +27,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from meterline.config import dag_defaults
+from meterline.invoicing.actions import ACTIONS, PARAMS, used_by
 
 
 @dag(
@@ -37,17 +38,19 @@ from meterline.config import dag_defaults
     tags=["meterline", "billing", "corrections"],
     default_args=dag_defaults(),
     doc_md=__doc__,
+    # Only `action` and `actor` are always needed; each field's description says which actions
+    # need it, and the task refuses a request that leaves one out, naming it (no retries).
     params={
         "action": Param(
             "void_and_regenerate",
             type="string",
-            enum=["void_and_regenerate", "void", "regenerate", "credit_note", "credit", "dispute", "resolve_dispute"],
+            enum=list(ACTIONS),
+            values_display={name: f"{name}: {action.summary}" for name, action in ACTIONS.items()},
         ),
-        "invoice_number": Param("", type="string", description="INV-YYYY-NNNNNN (all but credit)"),
-        "tenant_id": Param("", type="string", description="credit: the tenant, e.g. t-0001"),
-        "amount": Param("", type="string", description="credit_note: pre-tax amount, empty = all; credit: amount"),
-        "currency": Param("", type="string", description="credit: empty = the tenant's currency"),
-        "reason": Param("", type="string", description="why: recorded in the audit log"),
+        **{
+            name: Param(None, type=["null", "string"], description=f"{text} ({used_by(name)})")
+            for name, text in PARAMS.items()
+        },
         "actor": Param("", type="string", minLength=1, description="who asked: recorded in the audit log"),
     },
 )

@@ -65,6 +65,10 @@ def environment(airflow_home: Path | None = None, conninfo: str | None = None) -
         env[key] = value if explicit else env.get(key, value)
     for key, value in defaults.items():
         env.setdefault(key, value)
+    # `airflow standalone` starts its components as `airflow` by name: this environment's first.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
+    # One LocalExecutor worker per task slot: Airflow's default (32) is ~6 GiB of idle workers.
+    env.setdefault("AIRFLOW__CORE__PARALLELISM", str(max(2, os.cpu_count() or 2)))
     env["WAREHOUSE_URL"] = conninfo
     env["AIRFLOW_CONN_WAREHOUSE"] = warehouse_connection(conninfo)
     # dbt tasks (cosmos) read profiles.yml, which reads these; same source: WAREHOUSE_URL.

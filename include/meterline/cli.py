@@ -82,8 +82,29 @@ def cmd_airflow(args: argparse.Namespace) -> int:
         _say(f"Airflow metadata migrated in {env['AIRFLOW_HOME']}")
     if transform.ensure_manifest():
         _say("dbt manifest refreshed (the DAGs render dbt tasks from it)")
-    os.execve(airflow_env.airflow_executable(), ["airflow", *args.rest], env)
+    command = [airflow_env.airflow_executable(), *args.rest]
+    if args.rest[:1] == ["standalone"]:
+        return _standalone(command, env)
+    os.execve(command[0], ["airflow", *args.rest], env)
     return 0
+
+
+def _standalone(command: list[str], env: dict[str, str]) -> int:
+    """`airflow standalone` stops its components (scheduler, api-server, ...) on Ctrl-C only: a
+    SIGTERM or SIGHUP (`kill`, a service manager, a closed terminal) ends it and leaves them
+    running. It runs as our child and those signals reach it as the Ctrl-C it understands."""
+    import signal
+    import subprocess
+
+    child = subprocess.Popen(command, env=env)
+
+    def stop(signum, frame):
+        child.send_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the child itself
+    return child.wait()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -169,10 +190,17 @@ def main(argv: list[str] | None = None) -> int:
     invoice or tenant, a refused correction) is one line on stderr and exit code 2."""
     from meterline.errors import InputError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command == "airflow":  # `meterline airflow --help`: Airflow's options are Airflow's
+        args.rest = [*unknown, *args.rest]
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not args.verbose:  # great-expectations logs hundreds of lines of its own set-up at INFO
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
     try:
         return args.func(args)
     except InputError as exc:

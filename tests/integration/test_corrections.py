@@ -4,6 +4,7 @@ edit of an issued document; every action audited; balances follow."""
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -161,7 +162,15 @@ def test_credit_notes_partial_then_full_add_up_to_the_invoice(issued, db, outbox
     assert (body["kind"], body["total"], body["references"]) == (
         "credit_note", "-59.50", {"credited_invoice": "INV-2025-000002"},
     )  # fmt: skip
-    assert Path(outbox, "credit_notes/2025-03/CN-2025-000002.pdf").read_bytes()[:5] == b"%PDF-"
+    assert [(line["description"], line["amount"]) for line in body["lines"]] == [
+        ("Credit against invoice INV-2025-000002", "-50.00")
+    ]
+    # The operator's reason is recorded (above, and in the audit log), never sent to the customer.
+    assert "SLA breach" not in Path(outbox, "credit_notes/2025-03/CN-2025-000001.json").read_text()
+    pdf = Path(outbox, "credit_notes/2025-03/CN-2025-000002.pdf")
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Credit against invoice INV-2025-000002" in text and "account closed" not in text
     with pytest.raises(CorrectionRefused, match="must be positive"):
         corrections.issue_credit_note(issued, "INV-2025-000002", reason="again", actor="ops:carol")
     assert [a for a in audit_actions(db) if a[0] == "credit_note.issued"] == [

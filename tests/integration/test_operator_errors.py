@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
         ),
         (
             ["invoice", "credit", "--tenant", "t-0001", "--amount", "NaN", "--reason", "r", "--actor", "ops:ann"],
-            "meterline invoice: error: argument --amount: amount 'NaN' is not a finite number",
+            "meterline invoice credit: error: argument --amount: amount 'NaN' is not a finite number",
         ),
         (
             [
@@ -45,8 +45,8 @@ pytestmark = pytest.mark.integration
                 "--actor",
                 "ops:ann",
             ],
-            "meterline invoice: error: argument --amount: amount '1e30' is beyond what the warehouse holds exactly"
-            " (below 1e+22)",
+            "meterline invoice credit-note: error: argument --amount: amount '1e30' is beyond what the warehouse"
+            " holds exactly (below 1e+22)",
         ),
         (
             ["gate", "--period", "2025-03", "--no-suites", "--skip-dbt", "--override", "reconcilation=typo (FIN-1)"],

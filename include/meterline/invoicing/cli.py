@@ -103,16 +103,10 @@ def cmd_invoice(args: argparse.Namespace) -> int:
     from meterline import warehouse
     from meterline.invoicing import corrections
 
-    params = {
-        "action": args.action.replace("-", "_"),
-        "invoice_number": args.invoice,
-        "tenant_id": args.tenant,
-        "amount": args.amount,
-        "currency": args.currency,
-        "reason": args.reason,
-        "actor": args.actor,
-    }
-    done = corrections.apply(warehouse.url(), params, outbox_url=args.outbox)  # refused: InputError, exit 2
+    params = {"action": args.action.replace("-", "_"), "actor": args.actor}
+    params |= {param: getattr(args, param) for param in _FLAGS if hasattr(args, param)}
+    # A refused correction raises InputError: one line, exit 2.
+    done = corrections.apply(warehouse.url(), params, outbox_url=getattr(args, "outbox", None))
     _say(f"{done.action} {done.resource} {' '.join(done.documents)}".rstrip())
     return 0
 
@@ -157,18 +151,29 @@ def register(commands: argparse._SubParsersAction) -> None:
     emit.add_argument("--actor", default="cli:emit")
     emit.set_defaults(func=cmd_emit)
 
-    invoice = commands.add_parser(
-        "invoice", help="corrections: void, regenerate, credit-note, credit, dispute, resolve-dispute"
-    )
-    invoice.add_argument(
-        "action",
-        choices=["void", "regenerate", "void-and-regenerate", "credit-note", "credit", "dispute", "resolve-dispute"],
-    )
-    invoice.add_argument("--invoice", help="the invoice number, e.g. INV-2025-000123")
-    invoice.add_argument("--tenant", help="credit: the tenant that receives it")
-    invoice.add_argument("--amount", type=amount_arg, help="credit-note: pre-tax amount (default: all); credit: amount")
-    invoice.add_argument("--currency", help="credit: defaults to the tenant's currency")
-    invoice.add_argument("--reason", default="", help="why (recorded)")
-    invoice.add_argument("--actor", required=True, help="who (recorded)")
-    invoice.add_argument("--outbox", default=None, help="OUTBOX_URL by default")
-    invoice.set_defaults(func=cmd_invoice)
+    # One subcommand per correction, each asking for what it needs (the table in actions.py).
+    from meterline.invoicing.actions import ACTIONS, PARAMS
+
+    invoice = commands.add_parser("invoice", help=f"corrections: {', '.join(a.replace('_', '-') for a in ACTIONS)}")
+    actions = invoice.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, action in ACTIONS.items():
+        one = actions.add_parser(name.replace("_", "-"), help=action.summary, description=action.summary)
+        for param in (*action.needs, *action.takes):
+            one.add_argument(
+                _FLAGS[param], dest=param, required=param in action.needs, help=PARAMS[param],
+                type=amount_arg if param == "amount" else str, default="" if param == "reason" else None,
+            )  # fmt: skip
+        one.add_argument("--actor", required=True, help="who asks (recorded in the audit log)")
+        if action.documents:
+            one.add_argument("--outbox", default=None, help="where the documents go; OUTBOX_URL by default")
+        one.set_defaults(func=cmd_invoice)
+
+
+# The command line's names for the correction's params.
+_FLAGS = {
+    "invoice_number": "--invoice",
+    "tenant_id": "--tenant",
+    "amount": "--amount",
+    "currency": "--currency",
+    "reason": "--reason",
+}

@@ -27,6 +27,7 @@ from psycopg.rows import dict_row
 from meterline import audit, warehouse
 from meterline.errors import InputError
 from meterline.invoicing import publish
+from meterline.invoicing.actions import ACTIONS, missing
 from meterline.invoicing.documents import Document, Line
 from meterline.invoicing.emit import DraftInvalid, _lock_period_shared, issue_draft
 from meterline.invoicing.numbering import next_number
@@ -200,7 +201,9 @@ def issue_credit_note(
         issued_at = issued_at or datetime.now(UTC)
         number = next_number(conn, "CN", issued_at.year)
         note_id = uuid.uuid4()
-        line = Line(1, "credit", f"Credit for invoice {invoice_number}: {reason}", -amount)
+        # The customer reads "credit against invoice N"; the operator's reason stays with the credit
+        # note's row (billing.credit_notes.reason) and the audit log, never on the document.
+        line = Line(1, "credit", f"Credit against invoice {invoice_number}", -amount)
         conn.execute(
             "insert into billing.credit_notes (credit_note_id, credit_note_number, invoice_id, tenant_id, tenant_name,"
             " billing_email, currency, subtotal, tax, total, reason, created_by, issued_at)"
@@ -235,7 +238,6 @@ def issue_credit_note(
             lines=(line,),
             content_hash=content_hash,
             references={"credited_invoice": invoice_number},
-            note=reason,
         )
         zone = outbox(outbox_url)
         staged = publish.stage(zone, doc)
@@ -333,6 +335,10 @@ def resolve_dispute(conninfo: str, invoice_number: str, *, reason: str, actor: s
 def apply(conninfo: str, params: dict[str, Any], *, outbox_url: str | None = None) -> Correction:
     """One correction from plain parameters (the `correct_invoice` DAG's params, the CLI)."""
     action = params.get("action")
+    if action not in ACTIONS:
+        raise CorrectionRefused(f"unknown correction {action!r}: one of {', '.join(ACTIONS)}")
+    if absent := missing(params):
+        raise CorrectionRefused(f"{action} needs {', '.join(absent)}: {ACTIONS[action].summary}")
     actor = params.get("actor") or ""
     reason = params.get("reason") or ""
     number = params.get("invoice_number") or ""
@@ -351,12 +357,7 @@ def apply(conninfo: str, params: dict[str, Any], *, outbox_url: str | None = Non
     if action == "resolve_dispute":
         return resolve_dispute(conninfo, number, reason=reason, actor=actor)
     if action == "credit":
-        if amount is None:
-            raise CorrectionRefused("a manual credit needs an amount")
         return grant_credit(
             conninfo, params.get("tenant_id") or "", amount, reason=reason, actor=actor, currency=params.get("currency")
         )
-    raise CorrectionRefused(
-        f"unknown correction {action!r}: one of void, regenerate, void_and_regenerate, credit_note, credit,"
-        " dispute, resolve_dispute"
-    )
+    raise AssertionError(f"{action} is in ACTIONS and has no branch here")

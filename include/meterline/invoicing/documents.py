@@ -50,7 +50,6 @@ class Document:
     lines: tuple[Line, ...]
     content_hash: str  # billing.invoice_content_hash / credit_note_content_hash of the stored rows
     references: dict[str, str] = field(default_factory=dict)  # e.g. credited invoice, replaced invoice
-    note: str | None = None
 
     @property
     def folder(self) -> str:
@@ -119,8 +118,6 @@ def render_pdf(doc: Document) -> bytes:
     ]
     facts += [(label.replace("_", " ").capitalize(), value) for label, value in sorted(doc.references.items())]
     story.append(Table(facts, colWidths=[35 * mm, 130 * mm], hAlign="LEFT"))
-    if doc.note:
-        story += [Spacer(1, 4 * mm), Paragraph(doc.note, styles["Normal"])]
     story.append(Spacer(1, 6 * mm))
 
     rows = [["#", "Description", "Quantity", "Unit price", "Amount"]]

@@ -21,7 +21,6 @@ input watermarks (`watermarks()`) and `ops.invoice_gate_drafts` each draft's fin
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,8 +34,6 @@ from meterline.errors import InputError
 from meterline.invoicing import integrity
 from meterline.period import Period
 from meterline.quality.suites import DBT_SUITE, GX_SUITES
-
-log = logging.getLogger(__name__)
 
 PRICING_CHECK = "pricing_configuration"
 PLAUSIBILITY_CHECK = "plausibility"
@@ -398,8 +395,7 @@ def evaluate_gate(
                 "overrides": sorted(overrides),
             },
         )
-    (log.info if decision.passed else log.error)("%s", decision.summary())
-    return decision
+    return decision  # its summary is the caller's to show (the CLI prints it, the close logs it)
 
 
 def require_pass(decision: GateDecision) -> GateDecision:

@@ -1,0 +1,78 @@
+"""`make airflow` serves the UI: `meterline airflow standalone` with nothing of the venv on PATH
+starts every component, answers on its port, and leaves no process behind when stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = [pytest.mark.dags, pytest.mark.integration, pytest.mark.slow]
+
+COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _health(port: int) -> dict:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5) as answer:
+            return json.load(answer)
+    except OSError:
+        return {}
+
+
+def test_standalone_serves_the_ui_and_stops_cleanly(airflow_home: Path, warehouse_url: str, dbt_manifest, tmp_path):
+    home = tmp_path / "airflow"
+    home.mkdir()
+    shutil.copy(airflow_home / "airflow.db", home / "airflow.db")
+    port = _free_port()
+    # As a user's shell after `make airflow`: the venv is not activated, only the system's PATH.
+    env = {
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "PATH": "/usr/bin:/bin",
+        "AIRFLOW_HOME": str(home),
+        "WAREHOUSE_URL": warehouse_url,
+        "METERLINE_DBT_TARGET_PATH": os.environ["METERLINE_DBT_TARGET_PATH"],
+        "AIRFLOW__API__PORT": str(port),
+    }
+    meterline = Path(sys.executable).parent / "meterline"
+    log = (tmp_path / "standalone.log").open("w")
+    proc = subprocess.Popen([str(meterline), "airflow", "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240
+        health: dict = {}
+        while time.monotonic() < deadline and proc.poll() is None:
+            health = _health(port)
+            if all(health.get(c, {}).get("status") == "healthy" for c in COMPONENTS):
+                break
+            time.sleep(3)
+        output = (tmp_path / "standalone.log").read_text()
+        statuses = {c: health.get(c, {}).get("status") for c in COMPONENTS}
+        assert statuses == dict.fromkeys(COMPONENTS, "healthy"), output[-3000:]
+        assert "FileNotFoundError" not in output
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
+            assert page.status == 200
+        family = psutil.Process(proc.pid).children(recursive=True)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    _, alive = psutil.wait_procs(family, timeout=30)
+    assert [p.pid for p in alive] == []
