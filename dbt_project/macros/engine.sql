@@ -1,0 +1,52 @@
+{#- What differs between the two engines the heavy models build on (WAREHOUSE_ENGINE, docs/spark.md):
+    PostgreSQL (dbt-postgres, the default) and Spark (dbt-spark over Thrift). The models are one
+    set of files; these macros render each engine's SQL for the few constructs that differ. -#}
+
+{#- The exact numeric type. Spark's bare `numeric` is decimal(10,0), which would round every
+    quantity to an integer: there it is decimal(38,18) (20 integer digits, 18 decimals), which
+    holds every event quantity (validate.QUANTITY_MAX = 10**15) and CUR amount exactly.
+    dbt_project.yml dispatches dbt's own type_numeric here first, so dbt.type_numeric() is this. -#}
+{% macro spark__type_numeric() -%}
+    decimal(38,18)
+{%- endmacro %}
+
+
+{#- A JSON property as an exact number, null when absent or not a JSON number. `json_column`
+    is jsonb on PostgreSQL, the jsonb's text on Spark (spark/lake.py); `key` a SQL expression. -#}
+{% macro json_number(json_column, key) -%}
+    {{ return(adapter.dispatch('json_number')(json_column, key)) }}
+{%- endmacro %}
+
+{% macro default__json_number(json_column, key) -%}
+    case
+        when jsonb_typeof({{ json_column }} -> {{ key }}) = 'number'
+            then cast({{ json_column }} ->> {{ key }} as numeric)
+    end
+{%- endmacro %}
+
+{#- Spark parses the text into a variant: PostgreSQL writes jsonb numbers in plain digits, so a
+    number up to 38 digits is an exact integer or decimal variant. A longer one Spark could only
+    hold as a double: the build fails rather than let a float in. (get_json_object is no
+    alternative: it returns numbers through a double, 1.50 as 1.5 and 10**22 + 0.1 as 1.0E22.) -#}
+{% macro spark__json_number(json_column, key) -%}
+    {%- set value = "try_element_at(try_cast(parse_json(" ~ json_column ~ ") as map<string, variant>), " ~ key ~ ")" -%}
+    case
+        when schema_of_variant({{ value }}) rlike '^(TINYINT|SMALLINT|INT|BIGINT|DECIMAL)'
+            then cast({{ value }} as decimal(38,18))
+        when schema_of_variant({{ value }}) in ('DOUBLE', 'FLOAT')
+            then raise_error(concat('a JSON number beyond 38 digits, which Spark holds only as a float: ', {{ key }}))
+    end
+{%- endmacro %}
+
+
+{#- The partition column a Spark incremental model writes last (insert_overwrite replaces whole
+    partitions); nothing on PostgreSQL, where the strategies replace rows by key. -#}
+{% macro spark_partition_column(expression, name) -%}
+    {{ return(adapter.dispatch('spark_partition_column')(expression, name)) }}
+{%- endmacro %}
+
+{% macro default__spark_partition_column(expression, name) -%}{%- endmacro %}
+
+{% macro spark__spark_partition_column(expression, name) -%}
+    , {{ expression }} as {{ name }}
+{%- endmacro %}
