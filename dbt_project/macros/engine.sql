@@ -2,13 +2,17 @@
     PostgreSQL (dbt-postgres, the default) and Spark (dbt-spark over Thrift). The models are one
     set of files; these macros render each engine's SQL for the few constructs that differ. -#}
 
-{#- The exact numeric type. Spark's bare `numeric` is decimal(10,0), which would round every
-    quantity to an integer: there it is decimal(38,18) (20 integer digits, 18 decimals), which
-    holds every event quantity (validate.QUANTITY_MAX = 10**15) and CUR amount exactly.
-    dbt_project.yml dispatches dbt's own type_numeric here first, so dbt.type_numeric() is this. -#}
-{% macro spark__type_numeric() -%}
-    decimal(38,18)
+{#- The exact numeric type: `numeric` on PostgreSQL (unbounded, each value keeps its scale);
+    decimal(38,18) on Spark (20 integer digits, 18 decimals), which holds every event quantity
+    (validate.QUANTITY_MAX = 10**15) exactly. Spark's bare `numeric` is decimal(10,0) and dbt's
+    type_numeric() numeric(28,6) / decimal(28,6): both would change values or their scale. -#}
+{% macro exact_numeric() -%}
+    {{ return(adapter.dispatch('exact_numeric')()) }}
 {%- endmacro %}
+
+{% macro default__exact_numeric() -%}numeric{%- endmacro %}
+
+{% macro spark__exact_numeric() -%}decimal(38,18){%- endmacro %}
 
 
 {#- A JSON property as an exact number, null when absent or not a JSON number. `json_column`

@@ -228,7 +228,9 @@ def start(
         )
     for n in range(1, workers + 1):
         log_file = cluster.log_file(f"worker-{n}")
-        _wait(cluster, f"worker-{n}", lambda f=log_file: "Successfully registered with master" in f.read_text(), timeout)
+        _wait(
+            cluster, f"worker-{n}", lambda f=log_file: "Successfully registered with master" in f.read_text(), timeout
+        )
     _spawn(
         cluster,
         "thrift",

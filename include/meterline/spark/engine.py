@@ -47,7 +47,9 @@ def thrift_address() -> tuple[str, int]:
 
     running = cluster.load()
     if running is None:
-        raise InputError("WAREHOUSE_ENGINE=spark but no SPARK_THRIFT_URL and no local cluster: run `meterline spark start`")
+        raise InputError(
+            "WAREHOUSE_ENGINE=spark but no SPARK_THRIFT_URL and no local cluster: run `meterline spark start`"
+        )
     return cluster.HOST, running.thrift_port
 
 

@@ -97,7 +97,7 @@ def copy_model(conn, model: HeavyModel, location: Path) -> dict[str, int]:
     names = [n for n, _ in columns]
     conn.execute(sql.SQL("create temp table {} (like {}) on commit drop").format(scratch, target))
     rows = 0
-    for value, files in changed.items():
+    for files in changed.values():
         table = _read(files)
         if table is None:
             continue
@@ -108,9 +108,7 @@ def copy_model(conn, model: HeavyModel, location: Path) -> dict[str, int]:
         if missing:
             raise RuntimeError(f"Spark's {model.name} lacks columns {missing} that marts.{model.name} has")
         text = io.BytesIO()
-        pacsv.write_csv(
-            table.select(names), text, pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
-        )
+        pacsv.write_csv(table.select(names), text, pacsv.WriteOptions(include_header=False, quoting_style="all_valid"))
         with conn.cursor().copy(
             sql.SQL("copy {} ({}) from stdin (format csv)").format(
                 scratch, sql.SQL(", ").join(map(sql.Identifier, names))
@@ -141,8 +139,7 @@ def copy_model(conn, model: HeavyModel, location: Path) -> dict[str, int]:
     conn.execute("delete from ops.spark_handoff where model = %s and partition_value = any(%s)", [model.name, days])
     for value in changed:
         conn.execute(
-            "insert into ops.spark_handoff (model, partition_value, fingerprint, row_count)"
-            " values (%s, %s, %s, %s)",
+            "insert into ops.spark_handoff (model, partition_value, fingerprint, row_count) values (%s, %s, %s, %s)",
             [model.name, value, present[value][1], sum(pq.read_metadata(f).num_rows for f in present[value][0])],
         )
     log.info("hand-off: marts.%s, %d day(s) replaced, %d row(s) copied", model.name, len(days), rows)

@@ -70,7 +70,7 @@ aggregated as (
         aggregation,
         unit,
         case aggregation
-            when 'count' then cast(count(*) as {{ dbt.type_numeric() }})
+            when 'count' then cast(count(*) as {{ exact_numeric() }})
             when 'sum' then coalesce(sum(property_value), 0)
             when 'max' then coalesce(max(property_value), 0)
         end as quantity,
