@@ -81,7 +81,7 @@ def connect():
 def _ensure_postgres_tables(conninfo: str) -> None:
     """Create the heavy models' tables in marts, empty, with dbt-postgres from the same model
     files, where they do not exist yet: their types and indexes are PostgreSQL's own."""
-    from meterline import transform, warehouse
+    from meterline import warehouse
     from meterline.spark.handoff import HEAVY_MODELS
 
     with warehouse.connect(conninfo) as conn:
@@ -93,21 +93,33 @@ def _ensure_postgres_tables(conninfo: str) -> None:
     if missing:
         # Their parents first (views over raw, which stays in PostgreSQL), built normally: an
         # --empty view would keep its `limit 0`.
-        transform.run(["run", "--select", f"+{HEAVY}", "--exclude", HEAVY], conninfo, capture_output=True, text=True)
-        transform.run(["run", "--select", *missing, "--empty"], conninfo, capture_output=True, text=True)
+        _dbt(["run", "--select", f"+{HEAVY}", "--exclude", HEAVY], conninfo)
+        _dbt(["run", "--select", *missing, "--empty"], conninfo)
+
+
+def _dbt(args: list[str], conninfo: str) -> None:
+    """dbt, its output kept; on failure an error naming the step with dbt's last lines."""
+    import subprocess
+
+    from meterline import transform
+
+    try:
+        transform.run(args, conninfo, capture_output=True, text=True)
+    except subprocess.CalledProcessError as failed:
+        tail = "\n".join(((failed.stdout or "") + (failed.stderr or "")).splitlines()[-25:])
+        raise RuntimeError(f"dbt {' '.join(args)} failed:\n{tail}") from None
 
 
 def build(conninfo: str) -> dict[str, object]:
     """Build the heavy models on Spark and hand them to PostgreSQL; their tests then run on
     PostgreSQL, against what was handed. Returns what each step did."""
-    from meterline import transform
     from meterline.spark import handoff, lake
 
     spark = connect()
     synced = lake.sync(conninfo, lake_dir(), spark)
-    transform.run(["run", "--target", "spark", "--select", f"+{HEAVY}"], conninfo, capture_output=True, text=True)
+    _dbt(["run", "--target", "spark", "--select", f"+{HEAVY}"], conninfo)
     _ensure_postgres_tables(conninfo)
     handed = handoff.run(conninfo, spark)
-    transform.run(["test", "--select", HEAVY], conninfo, capture_output=True, text=True)
+    _dbt(["test", "--select", HEAVY], conninfo)
     log.info("spark build: lake %s, handed %s", synced, handed)
     return {"lake": synced, "handed": handed}
