@@ -54,3 +54,39 @@
 {% macro spark__spark_partition_column(expression, name) -%}
     , {{ expression }} as {{ name }}
 {%- endmacro %}
+
+
+{#- A JSON property as text (PostgreSQL's `->>`), null when absent or JSON null; `keys` is a list
+    of SQL expressions, a path into nested objects (['product', 'region'] reads
+    {"product": {"region": ...}}). Spark parses the jsonb's text as a variant and reads the path
+    there, so a number comes back in the digits it was written with, never through a double. -#}
+{% macro json_text(json_column, keys) -%}
+    {{ return(adapter.dispatch('json_text')(json_column, keys)) }}
+{%- endmacro %}
+
+{% macro default__json_text(json_column, keys) -%}
+    {{ json_column }}{% for key in keys %} {{ '->>' if loop.last else '->' }} {{ key }}{% endfor %}
+{%- endmacro %}
+
+{% macro spark__json_text(json_column, keys) -%}
+    {%- set value = namespace(sql="parse_json(" ~ json_column ~ ")") -%}
+    {%- for key in keys -%}
+        {%- set value.sql = "try_element_at(try_cast(" ~ value.sql ~ " as map<string, variant>), " ~ key ~ ")" -%}
+    {%- endfor -%}
+    cast({{ value.sql }} as string)
+{%- endmacro %}
+
+
+{#- The UTC calendar day of a timestamptz. Spark's sessions run in UTC (spark/cluster.py), where
+    a timestamp's date is its UTC day. -#}
+{% macro utc_date(timestamp) -%}
+    {{ return(adapter.dispatch('utc_date')(timestamp)) }}
+{%- endmacro %}
+
+{% macro default__utc_date(timestamp) -%}
+    cast({{ timestamp }} at time zone 'UTC' as date)
+{%- endmacro %}
+
+{% macro spark__utc_date(timestamp) -%}
+    cast({{ timestamp }} as date)
+{%- endmacro %}

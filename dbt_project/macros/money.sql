@@ -1,6 +1,6 @@
 {#- Money is numeric, never float: cast a cost or amount column, keeping its scale. -#}
 {% macro money(column) -%}
-    cast({{ column }} as numeric)
+    cast({{ column }} as {{ exact_numeric() }})
 {%- endmacro %}
 
 {#- Round half-up to a currency's minor unit (numeric round() rounds half away from zero,

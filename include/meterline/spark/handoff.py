@@ -34,15 +34,21 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class HeavyModel:
-    """A model built on Spark and handed to marts; `time_column` is the timestamptz column
-    whose UTC day is the Spark partition (`partition` = that day)."""
+    """A model built on Spark and handed to marts, one Spark partition at a time. With a
+    `time_column`, the partition is that timestamptz column's UTC day (a Spark-only column);
+    without, the partition column is a column of the PostgreSQL table too (its value is in the
+    folder's name, not in the Parquet files)."""
 
     name: str
-    time_column: str = "hour"
+    time_column: str | None = "hour"
     partition: str = "usage_date"
 
 
-HEAVY_MODELS = (HeavyModel("usage_hourly"), HeavyModel("usage_metered_hourly"))
+HEAVY_MODELS = (
+    HeavyModel("usage_hourly"),
+    HeavyModel("usage_metered_hourly"),
+    HeavyModel("fact_cost_raw", time_column=None, partition="billing_period"),
+)
 
 
 def table_location(spark, model: HeavyModel) -> Path:
@@ -97,10 +103,12 @@ def copy_model(conn, model: HeavyModel, location: Path) -> dict[str, int]:
     names = [n for n, _ in columns]
     conn.execute(sql.SQL("create temp table {} (like {}) on commit drop").format(scratch, target))
     rows = 0
-    for files in changed.values():
+    for value, files in changed.items():
         table = _read(files)
         if table is None:
             continue
+        if model.time_column is None and model.partition not in table.column_names:
+            table = table.append_column(model.partition, pa.array([value] * table.num_rows, pa.string()))
         floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
         if floats:
             raise TypeError(f"Spark's {model.name} has float columns {floats}: money and quantities must be exact")
@@ -117,8 +125,12 @@ def copy_model(conn, model: HeavyModel, location: Path) -> dict[str, int]:
             copy.write(text.getvalue())
         rows += table.num_rows
     days = [*changed, *removed]
-    # Day by day, as ranges of the time column, so PostgreSQL reads the target through its index.
+    # Partition by partition; a day as a range of the time column, so PostgreSQL reads the
+    # target through its index.
     for day in days:
+        if model.time_column is None:
+            conn.execute(sql.SQL("delete from {} where {} = %s").format(target, sql.Identifier(model.partition)), [day])
+            continue
         conn.execute(
             sql.SQL("delete from {} where {} >= %s::date::timestamptz and {} < (%s::date + 1)::timestamptz").format(
                 target, sql.Identifier(model.time_column), sql.Identifier(model.time_column)

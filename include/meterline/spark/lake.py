@@ -60,6 +60,18 @@ TABLES = (
         ),
     ),
     LakeTable("catalog_metrics"),
+    # The loader swaps a billing period's line items and records the delivery in the same
+    # transaction (one delivery's rows per period): a period's rows changed if and only if the
+    # deliveries recorded for it did (a new one loaded, an old one superseded).
+    LakeTable(
+        "cur_line_items",
+        partition="billing_period",
+        fingerprints=sql.SQL(
+            "select billing_period, md5(string_agg(concat_ws(':', delivery_id, status, loaded_at, superseded_by),"
+            " ',' order by delivery_id)) from raw.cur_deliveries group by billing_period"
+        ),
+    ),
+    LakeTable("cur_deliveries"),
 )
 
 

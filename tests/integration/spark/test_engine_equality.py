@@ -5,7 +5,10 @@ loaders. Each is built twice, as the nightly transform and then the close do: on
 days, and again after a later delivery (partition 2025-04-01) that brings what an incremental
 build must get right: late events for an hour built before (2025-03-03), re-deliveries of events
 already counted on other days (duplicates across days), a negative quantity and a line that is
-not JSON (quarantined), fractional token counts (decimals through Spark), and an April event.
+not JSON (quarantined), fractional token counts (decimals through Spark), and an April event;
+and a restatement of March's CUR (a new assembly the period manifest names): one line's cost
+changed, a tagged line and an untagged one added, a column the typed ones do not have
+(`product/location`, read from `extras`).
 
 Figures expected, by hand from the catalog (not from either engine): t-0001's chat tokens become
 1,500,000 + 1,234.5 + 0.25 = 1,501,234.75 x 0.00002 = 30.024695 -> 30.02: subtotal 130.02, tax
@@ -64,6 +67,36 @@ def _write_later_delivery(landing: Path) -> None:
     (folder / "part-0.jsonl").write_text("".join(line + "\n" for line in lines))
 
 
+CUR_PERIOD = Path("cur/meterline/legacy-report/20250301-20250401")
+
+
+def _write_cur_restatement(landing: Path) -> None:
+    """March's CUR restated by AWS: a new assembly, named by the period-level manifest."""
+    folder = landing / CUR_PERIOD
+    header, *rows = (folder / "asm-2025-03" / "legacy-report-00001.csv").read_text().splitlines()
+    rows = [row.replace(",30.00,30.00,", ",30.015,30.015,") for row in rows]
+    assert sum(",30.015,30.015," in row for row in rows) == 1
+    added = [
+        "hw-0004,2025-03-10T00:00:00Z/2025-03-11T00:00:00Z,aws-inv-2025-03,AWS,Anniversary,111122223333,"
+        "2025-03-01T00:00:00Z,2025-04-01T00:00:00Z,111122223333,Usage,2025-03-10T00:00:00Z,2025-03-11T00:00:00Z,"
+        "AmazonEC2,BoxUsage:t3.micro,RunInstances,i-0gamma,12.5,USD,0.0104,0.130000,0.13,"
+        "Amazon Elastic Compute Cloud,eu-west-1,Hrs,t-0003",
+        "hw-0005,2025-03-31T23:00:00Z/2025-04-01T00:00:00Z,aws-inv-2025-03,AWS,Anniversary,111122223333,"
+        "2025-03-01T00:00:00Z,2025-04-01T00:00:00Z,111122223333,Usage,2025-03-31T23:00:00Z,2025-04-01T00:00:00Z,"
+        "AmazonS3,Requests-Tier1,PutObject,meterline-logs,1000,USD,0.000005,0.005,0.005,"
+        "Amazon Simple Storage Service,us-east-1,Requests,",
+    ]
+    restated = folder / "asm-2025-03-r2"
+    restated.mkdir()
+    lines = [header + ",product/location"] + [row + ",US East (N. Virginia)" for row in rows + added]
+    (restated / "legacy-report-00001.csv").write_text("\n".join(lines) + "\n")
+    manifest = json.loads((folder / "legacy-report-Manifest.json").read_text())
+    manifest["assemblyId"] = "asm-2025-03-r2"
+    manifest["reportKeys"] = [f"{CUR_PERIOD.relative_to('cur')}/asm-2025-03-r2/legacy-report-00001.csv"]
+    for target in (folder / "legacy-report-Manifest.json", restated / "legacy-report-Manifest.json"):
+        target.write_text(json.dumps(manifest))
+
+
 def _load(url: str, landing: Path, days: list[date]) -> None:
     from meterline.events.load import load_partition
 
@@ -84,6 +117,8 @@ def _build_month(url: str, landing: Path, nightly) -> None:
     nightly(url)
     _write_later_delivery(landing)
     _load(url, landing, [LATER])
+    _write_cur_restatement(landing)
+    cur_load.run(url, str(landing))
     close.build(url, PERIOD)
 
 
@@ -94,6 +129,14 @@ def _rows(url: str, query: str) -> list[tuple]:
 
 # Every column but the audit ones (updated_at, last_loaded_at: when each database loaded and built).
 COMPARED = {
+    "fact_cost_raw": (
+        "select cost_line_id, delivery_id, line_seq, identity_line_item_id, bill_invoice_id, line_item_line_item_type,"
+        " line_item_product_code, line_item_usage_type, line_item_usage_account_id, line_item_resource_id,"
+        " billing_currency, product_region_code, billing_period, line_item_usage_start_date,"
+        " line_item_usage_end_date, usage_date, line_item_usage_amount, unblended_cost, net_unblended_cost,"
+        " billed_cost, amortized_cost, net_amortized_cost, resource_tags_user_tenant_id, tenant_tag_key, tags,"
+        " extras, is_final from marts.fact_cost_raw"
+    ),
     "usage_hourly": "select subscription_id, event_type, hour, event_count, total_tokens from marts.usage_hourly",
     "usage_metered_hourly": (
         "select subscription_id, metric_code, hour, event_type, aggregation, unit, quantity, event_count"
@@ -139,10 +182,7 @@ def test_postgres_and_spark_build_the_same_month(databases, spark_cluster, tmp_p
     # The usage Spark built is in marts, handed over; nothing was built there by dbt-postgres
     # after the empty table was created (the close left the heavy models out).
     handed = dict(_rows(spark_url, "select model, sum(row_count) from ops.spark_handoff group by model"))
-    assert handed == {
-        "usage_hourly": len(_rows(spark_url, COMPARED["usage_hourly"])),
-        "usage_metered_hourly": len(_rows(spark_url, COMPARED["usage_metered_hourly"])),
-    }
+    assert handed == {m.name: len(_rows(spark_url, COMPARED[m.name])) for m in handoff.HEAVY_MODELS}
 
     for name, query in COMPARED.items():
         on_postgres, on_spark = sorted(_rows(pg_url, query), key=repr), sorted(_rows(spark_url, query), key=repr)
@@ -161,6 +201,26 @@ def test_postgres_and_spark_build_the_same_month(databases, spark_cluster, tmp_p
                 "select count(*) from raw.events_rejected where partition_date = %s", [LATER]
             ).fetchone()
             assert rejected == (2,)
+            # March's CUR as restated: 40.06 + 30.063456 + 30.015 + 0.13 + 0.005, from the CSV.
+            cost = conn.execute(
+                "select count(*), sum(billed_cost), sum(unblended_cost) from marts.fact_cost_raw"
+                " where billing_period = %s",
+                [date(2025, 3, 1)],
+            ).fetchone()
+            assert cost == (5, Decimal("100.273456"), Decimal("100.273456"))
+            line = conn.execute(
+                "select resource_tags_user_tenant_id, product_region_code, extras ->> 'product_location', usage_date"
+                " from marts.fact_cost_raw where identity_line_item_id = 'hw-0004'"
+            ).fetchone()
+            assert line == ("t-0003", "eu-west-1", "US East (N. Virginia)", date(2025, 3, 10))
+            # Allocated per service, quarantine included: the raw cost rounded to the cent
+            # (EC2 40.06 + 30.063456 + 0.13 = 70.253456; S3 30.015 + 0.005 = 30.02).
+            allocated = conn.execute(
+                "select service, sum(allocated_cost) from marts.fact_cost_allocated where billing_period = %s"
+                " group by service",
+                [date(2025, 3, 1)],
+            ).fetchall()
+            assert dict(allocated) == {"AmazonEC2": Decimal("70.25"), "AmazonS3": Decimal("30.02")}
 
     # A hand-off with nothing new copies nothing; executors ran on both workers.
     with engine.connect() as spark:
