@@ -9,9 +9,12 @@ that then takes the old one's place; the others are not read. So a sync after a 
 reads that day only, and a re-run changes nothing. A partition is held in memory while it is
 written (a day of a million events: a few hundred MB).
 
-Types keep their exact values: numeric becomes decimal(38,18) (a value that does not fit fails
-the sync, never rounds), timestamptz a UTC timestamp in microseconds, jsonb its text (Spark
-parses it as a variant where a model needs a property), uuid its text.
+Types keep their exact values: numeric travels as PostgreSQL's own text of the value (a CUR 2.0
+rate AWS wrote as a double has 20 and more decimals, more than any one Spark decimal type holds
+beside the integer digits of a cost); the models cast where they compute (`money()`,
+`exact_numeric()`), and `money()` on Spark refuses a value its decimal(38,18) would round.
+timestamptz becomes a UTC timestamp in microseconds, jsonb its text (Spark parses it as a variant
+where a model needs a property), uuid its text.
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ from meterline import warehouse
 
 log = logging.getLogger(__name__)
 
-DECIMAL = pa.decimal128(38, 18)
 _FINGERPRINT_FILE = "_meterline_fingerprint"
 
 
@@ -84,7 +86,6 @@ def _columns(conn, table: str) -> list[tuple[str, str]]:
 
 
 _ARROW = {
-    "numeric": DECIMAL,
     "integer": pa.int32(),
     "smallint": pa.int16(),
     "bigint": pa.int64(),
@@ -93,7 +94,6 @@ _ARROW = {
     "timestamp with time zone": pa.timestamp("us"),
 }
 _SPARK = {
-    "numeric": "decimal(38,18)",
     "integer": "int",
     "smallint": "smallint",
     "bigint": "bigint",

@@ -79,7 +79,7 @@ def _write_cur_restatement(landing: Path) -> None:
     added = [
         "hw-0004,2025-03-10T00:00:00Z/2025-03-11T00:00:00Z,aws-inv-2025-03,AWS,Anniversary,111122223333,"
         "2025-03-01T00:00:00Z,2025-04-01T00:00:00Z,111122223333,Usage,2025-03-10T00:00:00Z,2025-03-11T00:00:00Z,"
-        "AmazonEC2,BoxUsage:t3.micro,RunInstances,i-0gamma,12.5,USD,0.0104,0.130000,0.13,"
+        "AmazonEC2,BoxUsage:t3.micro,RunInstances,i-0gamma,12.5,USD,0.0104,0.13000042,0.13000042,"
         "Amazon Elastic Compute Cloud,eu-west-1,Hrs,t-0003",
         "hw-0005,2025-03-31T23:00:00Z/2025-04-01T00:00:00Z,aws-inv-2025-03,AWS,Anniversary,111122223333,"
         "2025-03-01T00:00:00Z,2025-04-01T00:00:00Z,111122223333,Usage,2025-03-31T23:00:00Z,2025-04-01T00:00:00Z,"
@@ -201,20 +201,22 @@ def test_postgres_and_spark_build_the_same_month(databases, spark_cluster, tmp_p
                 "select count(*) from raw.events_rejected where partition_date = %s", [LATER]
             ).fetchone()
             assert rejected == (2,)
-            # March's CUR as restated: 40.06 + 30.063456 + 30.015 + 0.13 + 0.005, from the CSV.
+            # March's CUR as restated: 40.06 + 30.063456 + 30.015 + 0.13000042 + 0.005, from the CSV
+            # (8 decimals: a Spark decimal expression that fell to scale 6 would show here).
             cost = conn.execute(
-                "select count(*), sum(billed_cost), sum(unblended_cost) from marts.fact_cost_raw"
+                "select count(*), sum(billed_cost), sum(unblended_cost), sum(amortized_cost), sum(net_amortized_cost)"
+                " from marts.fact_cost_raw"
                 " where billing_period = %s",
                 [date(2025, 3, 1)],
             ).fetchone()
-            assert cost == (5, Decimal("100.273456"), Decimal("100.273456"))
+            assert cost == (5, *[Decimal("100.27345642")] * 4)
             line = conn.execute(
                 "select resource_tags_user_tenant_id, product_region_code, extras ->> 'product_location', usage_date"
                 " from marts.fact_cost_raw where identity_line_item_id = 'hw-0004'"
             ).fetchone()
             assert line == ("t-0003", "eu-west-1", "US East (N. Virginia)", date(2025, 3, 10))
             # Allocated per service, quarantine included: the raw cost rounded to the cent
-            # (EC2 40.06 + 30.063456 + 0.13 = 70.253456; S3 30.015 + 0.005 = 30.02).
+            # (EC2 40.06 + 30.063456 + 0.13000042 = 70.25345642; S3 30.015 + 0.005 = 30.02).
             allocated = conn.execute(
                 "select service, sum(allocated_cost) from marts.fact_cost_allocated where billing_period = %s"
                 " group by service",
