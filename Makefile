@@ -21,9 +21,10 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 # Debian packages the tests use: poppler-utils renders invoice PDFs (pdftoppm, pdftotext),
-# chromium renders the close report. Installed when missing and running as root; otherwise the
+# chromium renders the close report, a Java runtime runs the Spark tests (WAREHOUSE_ENGINE=spark).
+# Installed when missing and running as root; otherwise the
 # tests that need them say so and skip.
-SYSTEM_PACKAGES := pdftoppm:poppler-utils chromium:chromium
+SYSTEM_PACKAGES := pdftoppm:poppler-utils chromium:chromium java:openjdk-17-jre-headless
 system-packages:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
 		command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \

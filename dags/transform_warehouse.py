@@ -10,12 +10,17 @@ reconciliation for a period and emission belong to `close_billing_period`.
 
 Tasks are rendered from the dbt manifest (`dbt parse`, run by `meterline airflow` and the demo
 when the project changed), so the DAG processor never runs dbt.
+
+With `WAREHOUSE_ENGINE=spark` the heavy models (dbt tag `heavy`: usage_hourly,
+usage_metered_hourly) are one task, `spark_heavy_models`, which builds them on the Spark cluster
+and hands them to PostgreSQL's marts (meterline.spark.engine.build, docs/spark.md); the dbt tasks
+then build everything else on PostgreSQL, after it.
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import dag
+from airflow.sdk import dag, task
 from cosmos import (
     DbtTaskGroup,
     ExecutionConfig,
@@ -29,6 +34,7 @@ from cosmos import (
 
 from meterline.assets import MARTS, RAW_CATALOG, RAW_CUR, RAW_EVENTS
 from meterline.config import dag_defaults
+from meterline.spark.engine import HEAVY, engine
 from meterline.transform import dbt_executable, manifest_path, project_dir
 
 NIGHTLY_SELECTION = [
@@ -50,7 +56,8 @@ NIGHTLY_SELECTION = [
     doc_md=__doc__,
 )
 def transform_warehouse():
-    DbtTaskGroup(
+    on_spark = engine() == "spark"
+    dbt = DbtTaskGroup(
         group_id="dbt",
         project_config=ProjectConfig(dbt_project_path=project_dir(), manifest_path=manifest_path()),
         profile_config=ProfileConfig(
@@ -63,6 +70,7 @@ def transform_warehouse():
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             select=NIGHTLY_SELECTION,
+            exclude=[HEAVY] if on_spark else [],
             test_behavior=TestBehavior.BUILD,
             # A test over two models (relationships, totals checks) gets its own task after both.
             should_detach_multiple_parents_tests=True,
@@ -75,6 +83,16 @@ def transform_warehouse():
         operator_args={"install_deps": False, "outlets": [MARTS]},
         default_args=dag_defaults(),
     )
+    if on_spark:
+
+        @task
+        def spark_heavy_models() -> dict:
+            from meterline import warehouse
+            from meterline.spark import engine as spark_engine
+
+            return spark_engine.build(warehouse.url())
+
+        spark_heavy_models() >> dbt
 
 
 transform_warehouse()

@@ -59,8 +59,10 @@
             )
         when {{ c }}line_item_line_item_type in ('SavingsPlanNegation', 'SavingsPlanUpfrontFee')
             then 0
+        {# Cast back to the exact type: on Spark a decimal division's result has 6 decimals, and
+           without the cast the whole case expression (every line) would take that type. #}
         when {{ c }}line_item_line_item_type = 'SavingsPlanRecurringFee'
-            then (coalesce({{ c }}savings_plan_total_commitment_to_date, 0) - coalesce({{ c }}savings_plan_used_commitment, 0))
+            then cast((coalesce({{ c }}savings_plan_total_commitment_to_date, 0) - coalesce({{ c }}savings_plan_used_commitment, 0))
                 * case
                     when {{ c }}line_item_net_unblended_cost is not null and {{ c }}line_item_unblended_cost <> 0
                         then {{ c }}line_item_net_unblended_cost / {{ c }}line_item_unblended_cost
@@ -69,7 +71,7 @@
                         then {{ c }}savings_plan_net_amortized_upfront_commitment_for_billing_period
                             / {{ c }}savings_plan_amortized_upfront_commitment_for_billing_period
                     else 1
-                end
+                end as {{ exact_numeric() }})
         else coalesce({{ c }}line_item_net_unblended_cost, {{ c }}line_item_unblended_cost, 0)
     end
     {%- endif -%}

@@ -13,6 +13,10 @@
     through its BRIN indexes on loaded_at and timestamp: the cost follows what was loaded,
     not the size of the history. -#}
 {% macro usage_touched_hours_filter(events_relation, time_column='occurred_at') -%}
+    {{ return(adapter.dispatch('usage_touched_hours_filter')(events_relation, time_column)) }}
+{%- endmacro %}
+
+{% macro default__usage_touched_hours_filter(events_relation, time_column) -%}
     {%- if not execute -%}
         false
     {%- else -%}
@@ -42,6 +46,33 @@
                 ({{ time_column }} >= '{{ row[0] }}'::timestamptz and {{ time_column }} < '{{ row[1] }}'::timestamptz)
             {%- endfor %}
             )
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- Spark (WAREHOUSE_ENGINE=spark): the models are partitioned by UTC day and insert_overwrite
+    replaces whole partitions, so the filter takes every event of each UTC day that holds a touched
+    hour; the same watermark (this model's max last_loaded_at less the lookback) finds them. -#}
+{% macro spark__usage_touched_hours_filter(events_relation, time_column) -%}
+    {%- if not execute -%}
+        false
+    {%- else -%}
+        {%- set since = var('usage_rebuild_from', none) -%}
+        {%- if since -%}
+            {%- set since_sql = "cast('" ~ since ~ "' as timestamp)" -%}
+        {%- else -%}
+            {%- set since_sql = "(select coalesce(max(last_loaded_at), timestamp'0001-01-01 00:00:00') - interval "
+                ~ var('usage_lookback_minutes', 60) ~ " minutes from " ~ this ~ ")" -%}
+        {%- endif -%}
+        {%- set days = run_query(
+            "select distinct cast(cast(occurred_at as date) as string) from " ~ events_relation
+            ~ " where loaded_at > " ~ since_sql ~ " order by 1"
+        ).columns[0].values() -%}
+        {%- if days | length == 0 -%}
+            false
+        {%- else -%}
+            cast({{ time_column }} as date) in ({% for day in days %}date'{{ day }}'{{ ", " if not loop.last }}{% endfor %})
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}

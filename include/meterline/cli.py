@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     from meterline import focus  # export focus
 
     focus.register(commands)
+    from meterline.spark import cli as spark_cli  # spark start|stop|status|build
+
+    spark_cli.register(commands)
     return parser
 
 

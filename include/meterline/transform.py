@@ -43,8 +43,12 @@ def profile_env(conninfo: str | None = None) -> dict[str, str]:
 
 
 def environment(conninfo: str | None = None) -> dict[str, str]:
-    """For our own dbt calls: the profile variables, and the target folder (see target_dir)."""
-    return dict(os.environ) | profile_env(conninfo) | {"DBT_TARGET_PATH": str(target_dir())}
+    """For our own dbt calls: the profile variables (the `spark` target's too when
+    WAREHOUSE_ENGINE=spark), and the target folder (see target_dir)."""
+    from meterline.spark import engine
+
+    spark = engine.profile_env() if engine.engine() == "spark" else {}
+    return dict(os.environ) | profile_env(conninfo) | spark | {"DBT_TARGET_PATH": str(target_dir())}
 
 
 def target_dir() -> Path:

@@ -11,6 +11,8 @@ pytestmark = pytest.mark.unit
 
 ROOT = project_root()
 AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
+CELERY_SERVICES = {"redis", "airflow-worker-1", "airflow-worker-2"}
+SPARK_SERVICES = {"spark-master", "spark-worker-1", "spark-worker-2", "spark-thrift"}
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +21,15 @@ def compose() -> dict:
 
 
 def test_services(compose):
-    assert set(compose["services"]) == {"postgres", "minio", "minio-init", "airflow-init"} | AIRFLOW_SERVICES
+    assert (
+        set(compose["services"])
+        == {"postgres", "minio", "minio-init", "airflow-init"} | AIRFLOW_SERVICES | CELERY_SERVICES | SPARK_SERVICES
+    )
+    # The optional services start only with their profile: `docker compose up` is unchanged.
+    default = {name for name, service in compose["services"].items() if not service.get("profiles")}
+    assert default == {"postgres", "minio", "minio-init", "airflow-init"} | AIRFLOW_SERVICES
+    assert all(compose["services"][name]["profiles"] == ["celery"] for name in CELERY_SERVICES)
+    assert all(compose["services"][name]["profiles"] == ["spark"] for name in SPARK_SERVICES)
 
 
 def test_every_mounted_and_referenced_path_exists(compose):
@@ -36,10 +46,14 @@ def test_every_mounted_and_referenced_path_exists(compose):
 
 
 def test_airflow_services_are_wired(compose):
-    for name in AIRFLOW_SERVICES | {"airflow-init"}:
+    for name in AIRFLOW_SERVICES | {"airflow-init", "airflow-worker-1", "airflow-worker-2"}:
         service = compose["services"][name]
         env = service["environment"]
-        assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+        # LocalExecutor unless the Celery profile's users say otherwise.
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}"
+        assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+        assert env["WAREHOUSE_ENGINE"] == "${WAREHOUSE_ENGINE:-postgres}"
+        assert env["SPARK_THRIFT_URL"] == "thrift://spark-thrift:10000"
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://airflow:")
         assert env["WAREHOUSE_URL"].startswith("postgresql://meterline:")
         assert env["AIRFLOW_CONN_WAREHOUSE"].startswith("postgres://meterline:")
@@ -49,11 +63,41 @@ def test_airflow_services_are_wired(compose):
         assert env["PYTHONPATH"] == "/opt/meterline/include"
         mounts = {v.split(":")[1] for v in service["volumes"]}
         assert {"/opt/meterline/include", "/opt/meterline/dags", "/opt/meterline/dbt_project"} <= mounts
+        assert env["SPARK_LAKE_DIR"].startswith("/opt/meterline/spark/") and "/opt/meterline/spark" in mounts
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
         assert service["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
     for name in AIRFLOW_SERVICES:
         assert compose["services"][name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
     assert compose["services"]["airflow-apiserver"]["command"] == "api-server"
+
+
+def test_celery_workers(compose):
+    for name in ("airflow-worker-1", "airflow-worker-2"):
+        service = compose["services"][name]
+        assert service["command"].startswith("celery worker")
+        assert service["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert compose["services"]["redis"]["image"].startswith("redis:")
+    assert "celery[redis]<5.7" in (ROOT / "docker" / "Dockerfile").read_text()
+
+
+def test_spark_cluster(compose):
+    """A master, two workers registering with it, and the Thrift server on the master, all on the
+    volume the Airflow services mount at the same path (the lake and Spark's tables)."""
+    services = compose["services"]
+    assert "deploy.master.Master --host spark-master --port 7077" in services["spark-master"]["command"]
+    for name in ("spark-worker-1", "spark-worker-2"):
+        command = services[name]["command"]
+        assert "deploy.worker.Worker" in command and command.strip().endswith("spark://spark-master:7077")
+    thrift = services["spark-thrift"]["command"]
+    assert "HiveThriftServer2" in thrift and "--master spark://spark-master:7077" in thrift
+    assert "hive.server2.thrift.port=10000" in thrift and "spark.sql.session.timeZone=UTC" in thrift
+    assert "spark.sql.warehouse.dir=/opt/meterline/spark/" in thrift
+    for name in SPARK_SERVICES:
+        assert services[name]["build"]["dockerfile"] == "docker/Dockerfile.spark"
+        assert "spark-data:/opt/meterline/spark" in services[name]["volumes"]
+    dockerfile = (ROOT / "docker" / "Dockerfile.spark").read_text()
+    assert "openjdk-17-jre-headless" in dockerfile and "^pyspark==" in dockerfile
+    assert any(line.startswith("pyspark==") for line in (ROOT / "requirements.txt").read_text().splitlines())
 
 
 def test_minio_bucket_is_created_at_start(compose):

@@ -3,11 +3,15 @@
     delivery differs from the one already here, or that were built with another tenant tag key
     (TENANT_TAG_KEY changed: the key is the column tenant_tag_key, so the next run rebuilds every
     period on the new key without a full refresh), replacing each such period whole
-    (delete+insert keyed on billing_period), so a re-run never adds rows. -#}
+    (delete+insert keyed on billing_period; on Spark insert_overwrite of that partition,
+    docs/spark.md), so a re-run never adds rows. -#}
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        tags=['heavy'],
+        incremental_strategy=('insert_overwrite' if target.type == 'spark' else 'delete+insert'),
+        partition_by=(['billing_period'] if target.type == 'spark' else none),
+        file_format='parquet',
         unique_key='billing_period',
         on_schema_change='append_new_columns',
         indexes=[
@@ -87,9 +91,7 @@ costed as (
         line_items.billing_period,
         line_items.line_item_usage_start_date,
         line_items.line_item_usage_end_date,
-        coalesce(
-            cast(line_items.line_item_usage_start_date at time zone 'UTC' as date), line_items.billing_period
-        ) as usage_date,
+        coalesce({{ utc_date('line_items.line_item_usage_start_date') }}, line_items.billing_period) as usage_date,
 
         -- amounts
         line_items.line_item_usage_amount,
@@ -102,7 +104,7 @@ costed as (
         {{ cur_amortized_cost('line_items', net=true) }} as net_amortized_cost,
 
         -- tags
-        nullif(line_items.tags ->> {{ cur_tag_key() }}, '') as resource_tags_user_tenant_id,
+        nullif({{ json_text('line_items.tags', [cur_tag_key()]) }}, '') as resource_tags_user_tenant_id,
         {{ cur_tag_key() }} as tenant_tag_key,
         line_items.tags,
         line_items.extras,

@@ -5,7 +5,10 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_hours',
+        tags=['heavy'],
+        incremental_strategy=('insert_overwrite' if target.type == 'spark' else 'replace_hours'),
+        partition_by=(['usage_date'] if target.type == 'spark' else none),
+        file_format='parquet',
         unique_key=['subscription_id', 'event_type', 'hour'],
         on_schema_change='append_new_columns',
         pre_hook="{{ summarize_brin(source('events', 'events')) }}",
@@ -49,4 +52,5 @@ aggregated as (
 
 )
 
-select * from aggregated
+select *{{ spark_partition_column('cast(hour as date)', 'usage_date') }}
+from aggregated

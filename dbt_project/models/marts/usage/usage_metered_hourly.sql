@@ -5,7 +5,10 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_hours',
+        tags=['heavy'],
+        incremental_strategy=('insert_overwrite' if target.type == 'spark' else 'replace_hours'),
+        partition_by=(['usage_date'] if target.type == 'spark' else none),
+        file_format='parquet',
         unique_key=['subscription_id', 'metric_code', 'hour'],
         on_schema_change='append_new_columns',
         pre_hook="{{ summarize_brin(source('events', 'events')) }}",
@@ -50,10 +53,7 @@ measured as (
         touched_events.event_type,
         date_trunc('hour', touched_events.occurred_at) as hour,
         touched_events.loaded_at,
-        case
-            when jsonb_typeof(touched_events.properties -> metrics.property) = 'number'
-                then cast(touched_events.properties ->> metrics.property as numeric)
-        end as property_value
+        {{ json_number('touched_events.properties', 'metrics.property') }} as property_value
     from touched_events
     inner join metrics
         on touched_events.event_type = metrics.event_type
@@ -70,7 +70,7 @@ aggregated as (
         aggregation,
         unit,
         case aggregation
-            when 'count' then cast(count(*) as numeric)
+            when 'count' then cast(count(*) as {{ exact_numeric() }})
             when 'sum' then coalesce(sum(property_value), 0)
             when 'max' then coalesce(max(property_value), 0)
         end as quantity,
@@ -82,4 +82,5 @@ aggregated as (
 
 )
 
-select * from aggregated
+select *{{ spark_partition_column('cast(hour as date)', 'usage_date') }}
+from aggregated

@@ -61,18 +61,18 @@ renamed as (
         case
             when coalesce(line_item_line_item_type, '') <> 'Tax' then nullif(lower(coalesce(
                 nullif(trim(product_region_code), ''),
-                nullif(trim(extras ->> 'product_region'), ''),
-                nullif(trim(extras -> 'product' ->> 'region'), '')
+                nullif(trim({{ json_text('extras', ["'product_region'"]) }}), ''),
+                nullif(trim({{ json_text('extras', ["'product'", "'region'"]) }}), '')
             )), 'global')
         end as product_region_code,
-        nullif(trim(extras ->> 'product_location'), '') as product_location,
+        nullif(trim({{ json_text('extras', ["'product_location'"]) }}), '') as product_location,
         product_product_family,
         product_instance_type,
         product_sku,
         pricing_term,
         pricing_unit,
-        nullif(extras ->> 'pricing_rate_code', '') as pricing_rate_code,
-        nullif(extras ->> 'pricing_rate_id', '') as pricing_rate_id,
+        nullif({{ json_text('extras', ["'pricing_rate_code'"]) }}, '') as pricing_rate_code,
+        nullif({{ json_text('extras', ["'pricing_rate_id'"]) }}, '') as pricing_rate_id,
 
         ---------- numerics
         line_item_usage_amount,
@@ -93,12 +93,12 @@ renamed as (
         {{ money('reservation_recurring_fee_for_usage') }} as reservation_recurring_fee_for_usage,
         {{ money('reservation_unused_amortized_upfront_fee_for_billing_period') }} as reservation_unused_amortized_upfront_fee_for_billing_period,
         {{ money('reservation_unused_recurring_fee') }} as reservation_unused_recurring_fee,
-        cast(nullif(extras ->> 'reservation_unused_quantity', '') as numeric) as reservation_unused_quantity,
-        {{ money("nullif(extras ->> 'reservation_net_amortized_upfront_fee_for_billing_period', '')") }}
+        cast(nullif({{ json_text('extras', ["'reservation_unused_quantity'"]) }}, '') as {{ exact_numeric() }}) as reservation_unused_quantity,
+        {{ money("nullif(" ~ json_text('extras', ["'reservation_net_amortized_upfront_fee_for_billing_period'"]) ~ ", '')") }}
             as reservation_net_amortized_upfront_fee_for_billing_period,
-        {{ money("nullif(extras ->> 'reservation_net_unused_amortized_upfront_fee_for_billing_period', '')") }}
+        {{ money("nullif(" ~ json_text('extras', ["'reservation_net_unused_amortized_upfront_fee_for_billing_period'"]) ~ ", '')") }}
             as reservation_net_unused_amortized_upfront_fee_for_billing_period,
-        {{ money("nullif(extras ->> 'reservation_net_unused_recurring_fee', '')") }} as reservation_net_unused_recurring_fee,
+        {{ money("nullif(" ~ json_text('extras', ["'reservation_net_unused_recurring_fee'"]) ~ ", '')") }} as reservation_net_unused_recurring_fee,
         savings_plan_savings_plan_rate,
         {{ money('savings_plan_savings_plan_effective_cost') }} as savings_plan_savings_plan_effective_cost,
         {{ money('savings_plan_net_savings_plan_effective_cost') }} as savings_plan_net_savings_plan_effective_cost,
@@ -106,9 +106,9 @@ renamed as (
         {{ money('savings_plan_used_commitment') }} as savings_plan_used_commitment,
         {{ money('savings_plan_amortized_upfront_commitment_for_billing_period') }} as savings_plan_amortized_upfront_commitment_for_billing_period,
         {{ money('savings_plan_recurring_commitment_for_billing_period') }} as savings_plan_recurring_commitment_for_billing_period,
-        {{ money("nullif(extras ->> 'savings_plan_net_amortized_upfront_commitment_for_billing_period', '')") }}
+        {{ money("nullif(" ~ json_text('extras', ["'savings_plan_net_amortized_upfront_commitment_for_billing_period'"]) ~ ", '')") }}
             as savings_plan_net_amortized_upfront_commitment_for_billing_period,
-        {{ money("nullif(extras ->> 'savings_plan_net_recurring_commitment_for_billing_period', '')") }}
+        {{ money("nullif(" ~ json_text('extras', ["'savings_plan_net_recurring_commitment_for_billing_period'"]) ~ ", '')") }}
             as savings_plan_net_recurring_commitment_for_billing_period,
 
         ---------- json

@@ -23,13 +23,13 @@ renamed as (
 
         ---------- numerics
         -- The loader guarantees these are JSON numbers (or absent) and never negative.
-        cast(properties ->> 'tokens' as numeric) as tokens,
-        cast(properties ->> 'bytes' as numeric) as bytes,
-        cast(properties ->> 'duration_ms' as numeric) as duration_ms,
+        {{ json_number('properties', "'tokens'") }} as tokens,
+        {{ json_number('properties', "'bytes'") }} as bytes,
+        {{ json_number('properties', "'duration_ms'") }} as duration_ms,
         properties,
 
         ---------- timestamps
-        "timestamp" as occurred_at,
+        {{ adapter.quote('timestamp') }} as occurred_at,
         partition_date,
         loaded_at
 

@@ -1,0 +1,232 @@
+"""Benchmark the heavy models on the two engines (WAREHOUSE_ENGINE, docs/spark.md).
+
+One generated month (March 2025: `--events` usage events over 31 day partitions, with the
+generator's usual noise, duplicates and late events; a CUR 2.0 delivery of `--cur-rows` line
+items) is loaded once by the real loaders into a database on the warehouse server. Each engine
+then builds the heavy models (events -> usage_hourly / usage_metered_hourly, CUR line items ->
+fact_cost_raw) from a copy of that database, `--repeat` times (full refresh each time):
+
+- postgres: `dbt run --select +tag:heavy --full-refresh`, then `dbt test --select tag:heavy`;
+- spark, on a local standalone cluster with 1 and then 2 workers (1 core, `--worker-memory`
+  each), started from the pyspark wheel (`meterline.spark.cluster`): lake sync (PostgreSQL ->
+  Parquet, the lake emptied before each repeat so every repeat does the same work), `dbt run
+  --target spark --full-refresh`, hand-off to marts, `dbt test --select tag:heavy` on
+  PostgreSQL (`meterline.spark.engine.build`, which times its stages).
+
+Every engine's marts are compared with PostgreSQL's (row counts and sums) before a figure is
+reported: a fast wrong answer is not a result.
+
+Run: `.venv/bin/python bench/bench_engines.py --events 1000000 --write-results` (on 2 shared
+cores: about 30 minutes). It uses its own databases on the warehouse server and its own Spark
+home under a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from _timing import machine, write_section
+
+from meterline import transform, warehouse
+from meterline.catalog.load import load_catalog
+from meterline.cur import load as cur_load
+from meterline.events.load import load_partition
+from meterline.landing import Zone
+from meterline.synthetic import cur as cur_gen
+from meterline.synthetic.catalog import generate_catalog
+from meterline.synthetic.events import generate
+
+PERIOD = date(2025, 3, 1)
+DAYS = 31
+NOW = datetime(2025, 4, 15, tzinfo=UTC)
+LOADED = "bench_engines_loaded"
+CHECKS = {
+    "usage_hourly": "select count(*), sum(event_count), sum(total_tokens) from marts.usage_hourly",
+    "usage_metered_hourly": "select count(*), sum(event_count), sum(quantity) from marts.usage_metered_hourly",
+    "fact_cost_raw": (
+        "select count(*), sum(unblended_cost), sum(billed_cost), sum(amortized_cost) from marts.fact_cost_raw"
+    ),
+}
+
+
+def say(message: str) -> None:
+    print(f"[bench] {datetime.now(UTC):%H:%M:%S} {message}", file=sys.stderr, flush=True)
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def load_month(server: str, landing: Path, events: int, cur_rows: int) -> tuple[str, dict[str, float]]:
+    """The month generated and loaded by the real loaders into database LOADED."""
+    seconds: dict[str, float] = {}
+    warehouse.drop_database(server, LOADED)
+    url = warehouse.with_database(server, LOADED)
+    warehouse.bootstrap(url)
+    started = time.perf_counter()
+    generate_catalog(str(landing), period=PERIOD, tenants=40, subscriptions=120)
+    generate(str(landing), PERIOD, DAYS, events_per_day=events // DAYS, now=NOW, formats=("parquet",))
+    month = cur_gen.month(PERIOD, cur_rows)
+    cur_gen.write_cur2(Zone(str(landing)), cur_gen.restatement(month, 1, 1, final=True), PERIOD, NOW)
+    seconds["generate"] = time.perf_counter() - started
+    started = time.perf_counter()
+    load_catalog(url, str(landing))
+    cur_load.run(url, str(landing))
+    for offset in range(DAYS):
+        load_partition(date(2025, 3, 1 + offset), landing_url=str(landing), conninfo=url)
+    seconds["load"] = time.perf_counter() - started
+    return url, seconds
+
+
+def copy_of(server: str, name: str) -> str:
+    warehouse.drop_database(server, name)
+    warehouse.create_database(server, name, template=LOADED)
+    return warehouse.with_database(server, name)
+
+
+def checks(url: str) -> dict[str, tuple]:
+    with warehouse.connect(url) as conn:
+        return {name: tuple(conn.execute(query).fetchone()) for name, query in CHECKS.items()}
+
+
+def dbt(url: str, args: list[str]) -> float:
+    started = time.perf_counter()
+    done = transform.run(args, url, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"dbt {' '.join(args)} failed:\n" + "\n".join(done.stdout.splitlines()[-30:]))
+    return time.perf_counter() - started
+
+
+def bench_postgres(server: str, repeat: int) -> tuple[list[dict[str, float]], dict]:
+    url = copy_of(server, "bench_engines_pg")
+    runs = []
+    for n in range(repeat):
+        run = {
+            "dbt_postgres": dbt(url, ["run", "--select", "+tag:heavy", "--full-refresh"]),
+            "dbt_test": dbt(url, ["test", "--select", "tag:heavy", "--indirect-selection", "cautious"]),
+        }
+        say(f"postgres run {n + 1}: {run}")
+        runs.append(run)
+    return runs, checks(url)
+
+
+def bench_spark(server: str, repeat: int, workers: int, worker_memory: str, executor_memory: str, home: Path):
+    from meterline.spark import cluster, engine
+
+    url = copy_of(server, f"bench_engines_spark{workers}")
+    shutil.rmtree(home, ignore_errors=True)
+    os.environ["METERLINE_SPARK_HOME"] = str(home)
+    os.environ["WAREHOUSE_ENGINE"] = "spark"
+    started = time.perf_counter()
+    running = cluster.start(home, workers=workers, worker_memory=worker_memory, executor_memory=executor_memory)
+    start_s = time.perf_counter() - started
+    say(f"spark cluster with {workers} worker(s) up in {start_s:.1f} s")
+    runs = []
+    try:
+        for n in range(repeat):
+            shutil.rmtree(running.lake_dir, ignore_errors=True)
+            running.lake_dir.mkdir(parents=True)
+            done = engine.build(url, dbt_args=("--full-refresh",))
+            runs.append(done["seconds"])
+            say(f"spark ({workers} worker(s)) run {n + 1}: {done['seconds']}")
+        hosts = running.executor_hosts()
+    finally:
+        cluster.stop(home)
+        os.environ["WAREHOUSE_ENGINE"] = "postgres"
+    return runs, checks(url), start_s, hosts
+
+
+def medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    stages = runs[0].keys()
+    result = {stage: statistics.median(r[stage] for r in runs) for stage in stages}
+    result["total"] = statistics.median(sum(r.values()) for r in runs)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--cur-rows", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", default="1,2", help="Spark cluster sizes to run, comma-separated")
+    parser.add_argument("--worker-memory", default="2g")
+    parser.add_argument("--executor-memory", default="1536m")
+    parser.add_argument("--write-results", action="store_true", help="replace this section of bench/RESULTS.md")
+    args = parser.parse_args(argv)
+    # The generator's noise is rejected by design: one warning per bad row is not the benchmark.
+    logging.getLogger("meterline.events").setLevel(logging.ERROR)
+
+    server = warehouse.url()
+    load_before = uptime()
+    results: list[tuple[str, dict[str, float], int]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-engines-") as scratch:
+        landing = Path(scratch) / "landing"
+        landing.mkdir()
+        say(f"generating and loading {args.events:,} events and {args.cur_rows:,} CUR lines")
+        url, loaded = load_month(server, landing, args.events, args.cur_rows)
+        with warehouse.connect(url) as conn:
+            events = conn.execute("select count(*) from raw.events").fetchone()[0]
+            cur_lines = conn.execute("select count(*) from raw.cur_line_items").fetchone()[0]
+        say(f"loaded {events:,} accepted events, {cur_lines:,} CUR lines: {loaded}")
+
+        pg_runs, expected = bench_postgres(server, args.repeat)
+        results.append(("postgres", medians(pg_runs), len(pg_runs)))
+        notes = []
+        for workers in (int(w) for w in args.workers.split(",")):
+            runs, found, start_s, hosts = bench_spark(
+                server,
+                args.repeat,
+                workers,
+                args.worker_memory,
+                args.executor_memory,
+                Path(scratch) / f"spark{workers}",
+            )
+            if found != expected:
+                raise SystemExit(f"spark with {workers} worker(s) built other figures: {found} != {expected}")
+            results.append((f"spark, {workers} worker(s)", medians(runs), len(runs)))
+            notes.append(f"{workers} worker(s): cluster start {start_s:.0f} s, executors on {len(hosts)} worker(s)")
+        for name in ("bench_engines_pg", "bench_engines_spark1", "bench_engines_spark2", LOADED):
+            warehouse.drop_database(server, name)
+    load_after = uptime()
+
+    stages = ["lake_sync", "dbt_spark", "dbt_postgres", "handoff", "dbt_test", "total"]
+    lines = [
+        "## Heavy models: PostgreSQL vs Spark (bench/bench_engines.py)",
+        "",
+        f"{machine()}; 2 shared vCPUs. Command: `.venv/bin/python bench/bench_engines.py "
+        f"--events {args.events} --cur-rows {args.cur_rows} --repeat {args.repeat} --workers {args.workers} "
+        f"--worker-memory {args.worker_memory} --executor-memory {args.executor_memory} --write-results`.",
+        f"Month: {events:,} accepted events over 31 days, {cur_lines:,} CUR line items; generated in "
+        f"{loaded['generate']:.0f} s, loaded by the real loaders in {loaded['load']:.0f} s"
+        " (the same for both engines).",
+        f"Load before: `{load_before}`; after: `{load_after}`.",
+        "Every Spark build's marts equal PostgreSQL's (row counts and sums of usage_hourly, "
+        "usage_metered_hourly, fact_cost_raw) or the bench fails.",
+        "",
+        "Full build of the heavy models (full refresh), median seconds per stage:",
+        "",
+        "| engine | runs | " + " | ".join(stages) + " |",
+        "|---|---|" + "---|" * len(stages),
+    ]
+    for name, median, count in results:
+        cells = [f"{median[s]:.1f}" if s in median else "" for s in stages]
+        lines.append(f"| {name} | {count} | " + " | ".join(cells) + " |")
+    lines += ["", "Spark: " + "; ".join(notes) + "."]
+    print("\n".join(lines))
+    if args.write_results:
+        write_section("bench_engines", lines)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
