@@ -167,6 +167,9 @@ def databases(server_url: str, template_db: str):
         warehouse.drop_database(server_url, name)
 
 
+# One test builds the month twice and starts a cluster: ~8 min at load 6-8 here, so the suite's
+# 15-minute limit per test is too close for a busy CI machine.
+@pytest.mark.timeout(1800)
 def test_postgres_and_spark_build_the_same_month(databases, spark_cluster, tmp_path, monkeypatch):
     from meterline import transform
     from meterline.spark import engine, handoff
