@@ -1,9 +1,12 @@
 """
 ### transform_warehouse
 
-Builds the warehouse's usage and cost models with dbt, through astronomer-cosmos: one Airflow
-task per model, which builds the model and then runs its tests (`dbt build`), so a failing test
-stops everything downstream of it (and no invoice is built on a bad `usage_hourly`).
+Builds the warehouse's usage and cost models with dbt, through astronomer-cosmos in its watcher
+mode: one task (`dbt.dbt_producer_watcher`) runs a single `dbt build` of the selection, each
+model's tests right after it, so a failing test stops everything downstream of it (and no
+invoice is built on a bad `usage_hourly`); each model keeps a task for its build (`.run`) and one
+for its tests (`.test`) showing what that build did, and a model downstream of a failure shows
+`upstream_failed`. Clearing a model's task re-runs that model alone.
 
 Runs when an ingest DAG updates raw events, CUR or the catalog (nightly in practice). Invoices,
 reconciliation for a period and emission belong to `close_billing_period`.
@@ -21,9 +24,12 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import dag, task
+from airflow.task.trigger_rule import TriggerRule
 from cosmos import (
     DbtTaskGroup,
     ExecutionConfig,
+    ExecutionMode,
+    InvocationMode,
     LoadMode,
     ProfileConfig,
     ProjectConfig,
@@ -31,18 +37,12 @@ from cosmos import (
     TestBehavior,
     TestIndirectSelection,
 )
+from cosmos.constants import PRODUCER_WATCHER_TASK_ID
 
 from meterline.assets import MARTS, RAW_CATALOG, RAW_CUR, RAW_EVENTS
 from meterline.config import dag_defaults
 from meterline.spark.engine import HEAVY, engine
-from meterline.transform import dbt_executable, manifest_path, project_dir
-
-NIGHTLY_SELECTION = [
-    "path:models/staging",
-    "path:models/marts/usage",
-    "path:models/intermediate/cost",
-    "path:models/marts/cost",
-]
+from meterline.transform import NIGHTLY_SELECTION, dbt_executable, manifest_path, project_dir
 
 
 @dag(
@@ -57,32 +57,53 @@ NIGHTLY_SELECTION = [
 )
 def transform_warehouse():
     on_spark = engine() == "spark"
-    dbt = DbtTaskGroup(
+    group = DbtTaskGroup(
         group_id="dbt",
         project_config=ProjectConfig(dbt_project_path=project_dir(), manifest_path=manifest_path()),
         profile_config=ProfileConfig(
             profile_name="meterline", target_name="warehouse", profiles_yml_filepath=project_dir() / "profiles.yml"
         ),
-        # BUILD: each model's task is `dbt build` of that model, which runs its tests right after
-        # it; a failing test fails the task, so nothing downstream is built on bad data.
+        # AFTER_EACH: each model shows as a task group with its run and its tests; the producer's
+        # `dbt build` runs a model's tests right after it, so a failing test stops everything
+        # downstream of it (dbt skips what reads the model), and those models' tasks fail.
         # emit_datasets off: cosmos would declare one `postgres://host/...` asset per model, which
         # a socket-path host (the embedded warehouse) cannot express; we declare warehouse://marts.
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             select=NIGHTLY_SELECTION,
             exclude=[HEAVY] if on_spark else [],
-            test_behavior=TestBehavior.BUILD,
+            test_behavior=TestBehavior.AFTER_EACH,
             # A test over two models (relationships, totals checks) gets its own task after both.
             should_detach_multiple_parents_tests=True,
             emit_datasets=False,
         ),
-        # ...and a model's own task runs only the tests whose parents are all built by then.
+        # WATCHER: one `dbt build` of the whole selection (one start-up, one parse, dbt's threads)
+        # in a producer task; each model keeps its tasks, which take that model's outcome (and its
+        # tests') from the build. Tests whose parents are not all in a model's task run after both.
+        # The producer does not retry: cosmos refuses a second build and skips, which would let
+        # the run end "success" without building. A model's task retried runs that model alone.
         execution_config=ExecutionConfig(
-            dbt_executable_path=dbt_executable(), test_indirect_selection=TestIndirectSelection.CAUTIOUS
+            execution_mode=ExecutionMode.WATCHER,
+            # dbt in its own process: in-process (dbtRunner) cosmos serialises every dbt event in a
+            # callback on dbt's threads, which made the build 2.5x slower (bench/RESULTS.md).
+            invocation_mode=InvocationMode.SUBPROCESS,
+            dbt_executable_path=dbt_executable(),
+            test_indirect_selection=TestIndirectSelection.CAUTIOUS,
+            setup_operator_args={"retries": 0},
         ),
         operator_args={"install_deps": False, "outlets": [MARTS]},
         default_args=dag_defaults(),
     )
+    # In a task group (unlike a DbtDag) cosmos leaves the first models' tasks unordered against
+    # the build they report on: one could start, wait and hold the only slot (as in `airflow dags
+    # test`, one task at a time). They start once the build is done, whatever its outcome, and
+    # each reports its own model's; the tasks after them keep dbt's lineage (all_success), so a
+    # model downstream of a failed one or of a failed test shows upstream_failed.
+    producer = group.children[f"{group.group_id}.{PRODUCER_WATCHER_TASK_ID}"]
+    for node in list(group.iter_tasks()):
+        if node is not producer and not node.upstream_task_ids:
+            producer >> node
+            node.trigger_rule = TriggerRule.ALL_DONE
     if on_spark:
 
         @task
@@ -92,7 +113,8 @@ def transform_warehouse():
 
             return spark_engine.build(warehouse.url())
 
-        spark_heavy_models() >> dbt
+        # Before the build only: the models' tasks report on the build and follow it.
+        spark_heavy_models() >> producer
 
 
 transform_warehouse()

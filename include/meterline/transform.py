@@ -16,6 +16,15 @@ from pathlib import Path
 from meterline.config import project_root
 from meterline.errors import InputError
 
+# What the nightly transform (transform_warehouse) builds: staging, usage and cost. Invoices,
+# reconciliation for a period and emission belong to the monthly close (meterline.close).
+NIGHTLY_SELECTION = [
+    "path:models/staging",
+    "path:models/marts/usage",
+    "path:models/intermediate/cost",
+    "path:models/marts/cost",
+]
+
 
 class ChecksFailed(InputError):
     """dbt ran, and data tests failed: the data is wrong, a re-run fails the same way."""
