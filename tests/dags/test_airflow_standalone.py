@@ -49,6 +49,8 @@ def test_standalone_serves_the_ui_and_stops_cleanly(airflow_home: Path, warehous
         "WAREHOUSE_URL": warehouse_url,
         "METERLINE_DBT_TARGET_PATH": os.environ["METERLINE_DBT_TARGET_PATH"],
         "AIRFLOW__API__PORT": str(port),
+        # The scheduler's log server (8793 by default) too: another Airflow on this machine may hold it.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
     }
     meterline = Path(sys.executable).parent / "meterline"
     log = (tmp_path / "standalone.log").open("w")
