@@ -427,7 +427,8 @@ def test_the_migration_applies_to_a_warehouse_already_holding_invoices(server_ur
                 [note_id, invoice_id, ISSUED_AT],
             )
         monkeypatch.setattr(warehouse, "_migrations", lambda: everything)
-        assert warehouse.bootstrap(conninfo) == ["090_billing_owner.sql"]
+        # 090 and whatever came after it, in order
+        assert warehouse.bootstrap(conninfo) == [name for name, _ in everything if name >= "090"]
         assert warehouse.bootstrap(conninfo) == []  # and the next bootstrap leaves billing to its owner
 
         with warehouse.connect(conninfo, autocommit=True) as pipe:
@@ -485,7 +486,7 @@ def test_a_bootstrap_login_that_is_not_a_superuser_migrates(server_url, template
         try:
             conninfo = make_conninfo(warehouse.with_database(server_url, database), user=login)
             applied = warehouse.bootstrap(conninfo)
-            assert applied[-1] == "090_billing_owner.sql" and len(applied) == len(warehouse._migrations())
+            assert applied == [name for name, _ in warehouse._migrations()]
             with psycopg.connect(conninfo, autocommit=True) as conn:
                 assert conn.execute(
                     "select r.rolsuper, (select nspowner::regrole::text from pg_namespace where nspname = 'billing'),"
