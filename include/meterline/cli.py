@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -89,22 +90,42 @@ def cmd_airflow(args: argparse.Namespace) -> int:
     return 0
 
 
-def _standalone(command: list[str], env: dict[str, str]) -> int:
-    """`airflow standalone` stops its components (scheduler, api-server, ...) on Ctrl-C only: a
-    SIGTERM or SIGHUP (`kill`, a service manager, a closed terminal) ends it and leaves them
-    running. It runs as our child and those signals reach it as the Ctrl-C it understands."""
+def _standalone(command: list[str], env: dict[str, str], grace: float = 10.0) -> int:
+    """`airflow standalone` leaves its components (scheduler, api-server, ...) running when it is
+    sent SIGTERM or SIGHUP (`kill`, a service manager, a closed terminal), and here it did not
+    stop on SIGINT either (no "Shutting down components"; it hung). So it runs as our child, in
+    a process group of its own: on SIGTERM, SIGHUP or Ctrl-C it gets a SIGINT; `grace` seconds
+    later every process of the group gets SIGTERM, which each component handles by shutting
+    down; what is left after four times that is killed."""
     import signal
     import subprocess
+    import time
 
-    child = subprocess.Popen(command, env=env)
+    child = subprocess.Popen(command, env=env, start_new_session=True)
+    asked: list[float] = []
 
     def stop(signum, frame):
-        child.send_signal(signal.SIGINT)
+        if not asked:
+            asked.append(time.monotonic())
+            child.send_signal(signal.SIGINT)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGHUP, stop)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the child itself
-    return child.wait()
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, stop)
+    while True:
+        try:
+            code = child.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            waited = time.monotonic() - asked[0] if asked else 0.0
+            with contextlib.suppress(ProcessLookupError):
+                if waited > 4 * grace:
+                    os.killpg(child.pid, signal.SIGKILL)
+                elif waited > grace and len(asked) == 1:
+                    asked.append(waited)
+                    os.killpg(child.pid, signal.SIGTERM)
+            continue
+        with contextlib.suppress(ProcessLookupError):  # components it left behind
+            os.killpg(child.pid, signal.SIGKILL)
+        return code
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
