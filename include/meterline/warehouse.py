@@ -149,6 +149,16 @@ def connect(conninfo: str | None = None, *, autocommit: bool = False) -> psycopg
     return psycopg.connect(conninfo or url(), autocommit=autocommit, options=f"-c role={PIPELINE_ROLE} -c timezone=UTC")
 
 
+def columns(conn: psycopg.Connection, schema: str, table: str) -> list[tuple[str, str]]:
+    """A table's columns and their types (information_schema's data_type), in table order; empty
+    when the table does not exist."""
+    return conn.execute(
+        "select column_name, data_type from information_schema.columns"
+        " where table_schema = %s and table_name = %s order by ordinal_position",
+        [schema, table],
+    ).fetchall()
+
+
 @contextmanager
 def transaction(conninfo: str | None = None) -> Iterator[psycopg.Connection]:
     """One transaction: committed when the block ends, rolled back if it raises."""

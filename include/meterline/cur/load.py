@@ -106,11 +106,7 @@ class RunSummary:
 
 def typed_columns(conn: psycopg.Connection) -> dict[str, str]:
     """The file columns of raw.cur_line_items and their kind (text | numeric | timestamp)."""
-    rows = conn.execute(
-        "select column_name, data_type from information_schema.columns"
-        " where table_schema = 'raw' and table_name = %s order by ordinal_position",
-        [PARENT],
-    ).fetchall()
+    rows = warehouse.columns(conn, "raw", PARENT)
     kinds = {"numeric": "numeric", "timestamp with time zone": "timestamp"}
     return {name: kinds.get(kind, "text") for name, kind in rows if name not in META}
 

@@ -73,18 +73,10 @@ def _read(files: list[Path]) -> pa.Table | None:
     return pa.concat_tables(tables, promote_options="default") if tables else None
 
 
-def _pg_columns(conn, model: HeavyModel) -> list[tuple[str, str]]:
-    return conn.execute(
-        "select column_name, data_type from information_schema.columns"
-        " where table_schema = 'marts' and table_name = %s order by ordinal_position",
-        [model.name],
-    ).fetchall()
-
-
 def copy_model(conn, model: HeavyModel, location: Path) -> dict[str, int]:
     """Copy the changed partitions of one model inside the caller's transaction; returns
     {'days': partitions copied or removed, 'rows': rows inserted}."""
-    columns = _pg_columns(conn, model)
+    columns = warehouse.columns(conn, "marts", model.name)
     if not columns:
         raise RuntimeError(f"marts.{model.name} does not exist in PostgreSQL")
     handed = dict(
@@ -102,7 +94,7 @@ def copy_model(conn, model: HeavyModel, location: Path) -> dict[str, int]:
     scratch = sql.Identifier(f"spark_handoff_{model.name}")
     names = [n for n, _ in columns]
     conn.execute(sql.SQL("create temp table {} (like {}) on commit drop").format(scratch, target))
-    rows = 0
+    copied: dict[str, int] = dict.fromkeys(changed, 0)  # rows per partition value
     for value, files in changed.items():
         table = _read(files)
         if table is None:
@@ -123,7 +115,7 @@ def copy_model(conn, model: HeavyModel, location: Path) -> dict[str, int]:
             )
         ) as copy:
             copy.write(text.getvalue())
-        rows += table.num_rows
+        copied[value] = table.num_rows
     days = [*changed, *removed]
     # Partition by partition; a day as a range of the time column, so PostgreSQL reads the
     # target through its index.
@@ -149,11 +141,12 @@ def copy_model(conn, model: HeavyModel, location: Path) -> dict[str, int]:
         )
     )
     conn.execute("delete from ops.spark_handoff where model = %s and partition_value = any(%s)", [model.name, days])
-    for value in changed:
+    for value, count in copied.items():
         conn.execute(
             "insert into ops.spark_handoff (model, partition_value, fingerprint, row_count) values (%s, %s, %s, %s)",
-            [model.name, value, present[value][1], sum(pq.read_metadata(f).num_rows for f in present[value][0])],
+            [model.name, value, present[value][1], count],
         )
+    rows = sum(copied.values())
     log.info("hand-off: marts.%s, %d day(s) replaced, %d row(s) copied", model.name, len(days), rows)
     return {"days": len(days), "rows": rows}
 

@@ -77,14 +77,6 @@ TABLES = (
 )
 
 
-def _columns(conn, table: str) -> list[tuple[str, str]]:
-    return conn.execute(
-        "select column_name, data_type from information_schema.columns"
-        " where table_schema = 'raw' and table_name = %s order by ordinal_position",
-        [table],
-    ).fetchall()
-
-
 _ARROW = {
     "integer": pa.int32(),
     "smallint": pa.int16(),
@@ -194,7 +186,7 @@ def sync(conninfo: str, lake_dir: Path, spark) -> dict[str, int]:
     written: dict[str, int] = {}
     with warehouse.connect(conninfo) as conn:
         for table in TABLES:
-            columns = _columns(conn, table.name)
+            columns = warehouse.columns(conn, "raw", table.name)
             if not columns:
                 raise RuntimeError(f"raw.{table.name} does not exist: bootstrap the warehouse first")
             root = lake_dir / table.name
