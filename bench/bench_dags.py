@@ -29,7 +29,6 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
 from meterline import airflow_env, transform, warehouse
@@ -40,10 +39,8 @@ LANDING = WORK / "landing"
 AIRFLOW_TEMPLATE = WORK / "airflow-template"
 LOADED, TRANSFORMED, RUN = "meterline_bench_dags_loaded", "meterline_bench_dags_transformed", "meterline_bench_dags_run"
 LABEL = f"{PERIOD:%Y-%m}"
-CLOSE_AT = f"{_days(PERIOD)[-1] + timedelta(days=1)}T04:00:00+00:00"
-NIGHTLY = {"dag_id": "transform_warehouse", "logical_date": CLOSE_AT}
-BUDGETS = {"dag_id": "refresh_budgets", "logical_date": CLOSE_AT.replace("T04:", "T03:")}
-CLOSE = {"dag_id": "close_billing_period", "logical_date": CLOSE_AT, "conf": {"period": LABEL}}
+# The demo month's runs: the loads, then the nightly transform, the budgets refresh and the close.
+*INGEST, NIGHTLY, BUDGETS, CLOSE = airflow_env.month_plan(PERIOD, len(_days(PERIOD)))
 
 
 def _server() -> str:
@@ -90,16 +87,7 @@ def prepare() -> None:
     warehouse.create_database(server, LOADED)
     loaded = warehouse.with_database(server, LOADED)
     warehouse.bootstrap(loaded)
-    days = [
-        {"dag_id": "ingest_usage_events", "logical_date": f"{d + timedelta(days=1)}T00:00:00+00:00"}
-        for d in _days(PERIOD)
-    ]
-    plan = [
-        {"dag_id": "sync_billing_catalog", "logical_date": f"{PERIOD.isoformat()}T00:00:00+00:00"},
-        {"dag_id": "ingest_aws_cur", "logical_date": CLOSE_AT},
-        *days,
-    ]
-    _dag_runs(plan, loaded)
+    _dag_runs(INGEST, loaded)
     warehouse.create_database(server, TRANSFORMED, template=LOADED)
     _dag_runs([NIGHTLY, BUDGETS], warehouse.with_database(server, TRANSFORMED))
     print(

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 from meterline import transform, warehouse
@@ -121,6 +122,27 @@ def dags_test(
         tail = "\n".join(output.splitlines()[-60:])
         raise RuntimeError(f"airflow dags test {dag_id} did not succeed (exit {done.returncode}):\n{tail}")
     return done
+
+
+def month_plan(period_start: date, days: int) -> list[dict]:
+    """A month's DAG runs in the order a month runs them: catalog sync, CUR, one events run per
+    day, the nightly transform, the budgets refresh and the close of the period, named the way a
+    manual run names them. A manual run loads the interval that ends at its date, so day D's
+    events partition is the run of D+1; everything after the last day runs at 04:00 the day after
+    it (the budgets an hour before the close: its gate blocks on stale budget data)."""
+    last = period_start + timedelta(days=days - 1)
+    close_at = f"{last + timedelta(days=1)}T04:00:00+00:00"
+    return [
+        {"dag_id": "sync_billing_catalog", "logical_date": f"{period_start}T00:00:00+00:00"},
+        {"dag_id": "ingest_aws_cur", "logical_date": close_at},
+        *(
+            {"dag_id": "ingest_usage_events", "logical_date": f"{period_start + timedelta(days=i + 1)}T00:00:00+00:00"}
+            for i in range(days)
+        ),
+        {"dag_id": "transform_warehouse", "logical_date": close_at},
+        {"dag_id": "refresh_budgets", "logical_date": close_at.replace("T04:", "T03:")},
+        {"dag_id": "close_billing_period", "logical_date": close_at, "conf": {"period": f"{period_start:%Y-%m}"}},
+    ]
 
 
 def run_plan(runs: list[dict], env: dict[str, str], *, echo: bool = False) -> list[tuple[str, str, str]]:

@@ -103,24 +103,11 @@ def step_generate(ctx: dict) -> str:
 
 def step_dags(ctx: dict) -> str:
     """Every DAG in the order a month runs, through Airflow (dag.test, one process)."""
-    # A manual run loads the interval that ends at its date: day D's partition is the run of D+1.
-    day_runs = [
-        {"dag_id": "ingest_usage_events", "logical_date": f"{d + timedelta(days=1)}T00:00:00+00:00"}
-        for d in _days(PERIOD)
-    ]
-    close = f"{_days(PERIOD)[-1] + timedelta(days=1)}T04:00:00+00:00"
-    plan = [
-        {"dag_id": "warehouse_setup"},
-        {"dag_id": "sync_billing_catalog", "logical_date": f"{PERIOD.isoformat()}T00:00:00+00:00"},
-        {"dag_id": "ingest_aws_cur", "logical_date": close},
-        *day_runs,
-        {"dag_id": "transform_warehouse", "logical_date": close},
-        # Budget data must be fresh for the close's gate; after the close, budget_status measures
-        # the month's invoices (the first refresh of a new warehouse has none to measure yet).
-        {"dag_id": "refresh_budgets", "logical_date": close.replace("T04:", "T03:")},
-        {"dag_id": "close_billing_period", "logical_date": close, "conf": {"period": f"{PERIOD:%Y-%m}"}},
-        {"dag_id": "refresh_budgets", "logical_date": close.replace("T04:", "T05:")},
-    ]
+    month = airflow_env.month_plan(PERIOD, len(_days(PERIOD)))
+    # After the close, budget_status measures the month's invoices (the refresh before the close,
+    # in the month's plan, found none in a new warehouse).
+    after_close = month[-1]["logical_date"].replace("T04:", "T05:")
+    plan = [{"dag_id": "warehouse_setup"}, *month, {"dag_id": "refresh_budgets", "logical_date": after_close}]
     runs = airflow_env.run_plan(plan, ctx["airflow_env"], echo=True)
     return f"{len(runs)} DAG runs succeeded"
 

@@ -4,7 +4,7 @@ The outcome is checked against what the generators say they wrote, not against o
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 
@@ -40,21 +40,7 @@ def test_a_month_closes_end_to_end_through_airflow(airflow, db, month):
     # The generator adds a fixed amount of noise per day: 3.4 % of this small month's 200 events a
     # day are rejected, over the 1 % default the gate enforces (the demo's 20,000 a day stay under).
     env = airflow | {"LANDING_URL": month["landing"], "OUTBOX_URL": month["outbox"].url, "EVENT_REJECTION_PCT": "5"}
-    close_at = f"{PERIOD + timedelta(days=DAYS)}T04:00:00+00:00"
-    # A manual run loads the interval that ends at its date: day D's partition is the run of D+1.
-    days = [
-        {"dag_id": "ingest_usage_events", "logical_date": f"{PERIOD + timedelta(days=i + 1)}T00:00:00+00:00"}
-        for i in range(DAYS)
-    ]
-    plan = [
-        {"dag_id": "sync_billing_catalog", "logical_date": f"{PERIOD}T00:00:00+00:00"},
-        {"dag_id": "ingest_aws_cur", "logical_date": close_at},
-        *days,
-        {"dag_id": "transform_warehouse", "logical_date": close_at},
-        # The catalog's budgets, refreshed before the close: the gate blocks on stale budget data.
-        {"dag_id": "refresh_budgets", "logical_date": close_at.replace("T04:", "T03:")},
-        {"dag_id": "close_billing_period", "logical_date": close_at, "conf": {"period": "2026-10"}},
-    ]
+    plan = airflow_env.month_plan(PERIOD, DAYS)
     runs = airflow_env.run_plan(plan, env)
     assert [state for _, _, state in runs] == ["success"] * len(plan)
 
