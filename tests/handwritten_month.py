@@ -40,21 +40,25 @@ TOTALS = {"t-0001": Decimal("143.00"), "t-0002": Decimal("240.80"), "t-0003": De
 CLOUD_COST = Decimal("100.123456")
 
 
+def event_record(tenant: str, event_type: str, at: str, key: str, **properties) -> dict:
+    """One usage event as the metering service writes it, for the tenant's subscription; its
+    event_id follows from the idempotency key, so a re-delivery is the same record."""
+    return {
+        "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"meterline-test:{key}")),
+        "idempotency_key": key,
+        "subscription_id": str(SUB[tenant]),
+        "event_type": event_type,
+        "timestamp": at,
+        "properties": properties,
+    }
+
+
 def _events() -> dict[str, list[dict]]:
     """The month's events by day partition (YYYY-MM-DD): what the metering service dumped."""
     days: dict[str, list[dict]] = {}
 
-    def event(sub: str, event_type: str, at: str, key: str, **properties) -> None:
-        days.setdefault(at[:10], []).append(
-            {
-                "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"meterline-test:{key}")),
-                "idempotency_key": key,
-                "subscription_id": str(SUB[sub]),
-                "event_type": event_type,
-                "timestamp": at,
-                "properties": properties,
-            }
-        )
+    def event(tenant: str, event_type: str, at: str, key: str, **properties) -> None:
+        days.setdefault(at[:10], []).append(event_record(tenant, event_type, at, key, **properties))
 
     # t-0001: 3 chat messages of 500,000 tokens, the last on the month's last day.
     for n, at in enumerate(["2025-03-01T10:05:00Z", "2025-03-15T09:00:00Z", "2025-03-31T22:15:00Z"]):

@@ -20,13 +20,12 @@ total 240.92. t-0003 is unchanged at 6857 JPY (its April run belongs to April).
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from handwritten_month import DRAFT, PERIOD, SUB, write_landing
+from handwritten_month import DRAFT, PERIOD, SUB, event_record, write_landing
 
 from meterline import warehouse
 
@@ -37,16 +36,7 @@ EXPECTED_TOTALS = {"t-0001": Decimal("143.02"), "t-0002": Decimal("240.92"), "t-
 
 
 def _event(key: str, tenant: str, event_type: str, at: str, **properties) -> str:
-    return json.dumps(
-        {
-            "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"meterline-test:{key}")),
-            "idempotency_key": key,
-            "subscription_id": str(SUB[tenant]),
-            "event_type": event_type,
-            "timestamp": at,
-            "properties": properties,
-        }
-    )
+    return json.dumps(event_record(tenant, event_type, at, key, **properties))
 
 
 def _write_later_delivery(landing: Path) -> None:
