@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run dbt against the warehouse",
         description="Run dbt in the project against the warehouse, e.g. `meterline dbt build --select usage_hourly+`"
         " (dbt's own help: `meterline dbt build --help`). Time-relative models (invoice drafts, quotas, budgets)"
-        " are built as of --as-of, passed as the dbt var as_of.",
+        " are built as of --as-of (the moment it starts by default), passed to dbt as METERLINE_AS_OF.",
     )
     dbt.add_argument(
         "--as-of",

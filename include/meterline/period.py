@@ -34,7 +34,7 @@ class Period:
     @property
     def closes_at(self) -> datetime:
         """The instant the month ends (the next month's first midnight, UTC): what its close is
-        as of (dbt var as_of), so re-running a close gives the same drafts whatever the day."""
+        as of (METERLINE_AS_OF, macros/as_of.sql), so re-running a close gives the same drafts whatever the day."""
         return datetime.combine(self.end, time(), UTC)
 
     @property

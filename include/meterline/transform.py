@@ -106,18 +106,16 @@ def as_of_instant(value: datetime | date) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def with_as_of(args: list[str], as_of: datetime | date) -> list[str]:
-    """`args` with var `as_of` (macros/as_of.sql) added to their `--vars`, or a `--vars` of its own."""
-    import yaml
+# How a run's as-of instant reaches dbt (macros/as_of.sql): an environment variable, not a
+# `--vars`. dbt re-parses the whole project whenever its vars differ from the last call's, and a
+# close's as-of differs from every earlier one; an env var read only when dbt executes leaves the
+# parse, and its partial-parse cache, the same for every as-of.
+AS_OF_ENV = "METERLINE_AS_OF"
 
-    stamp = as_of_instant(as_of).isoformat()
-    args = list(args)
-    if "--vars" in args:
-        at = args.index("--vars") + 1
-        given = yaml.safe_load(args[at]) or {}
-        args[at] = json.dumps({**given, "as_of": stamp})
-        return args
-    return [*args, "--vars", json.dumps({"as_of": stamp})]
+
+def as_of_env(as_of: datetime | date) -> dict[str, str]:
+    """The environment that makes `as_of` the instant a dbt call is as of."""
+    return {AS_OF_ENV: as_of_instant(as_of).isoformat()}
 
 
 def failed_tests(args: list[str], since: float) -> list[str] | None:
@@ -146,12 +144,11 @@ def run(
     """`dbt <args>` in the project folder. When dbt fails (and `check`): ChecksFailed naming each
     failed data test and its count of failing rows when that is why, else CalledProcessError.
 
-    `as_of` is the instant the run is as of (var as_of): required by the time-relative models
+    `as_of` is the instant the run is as of (METERLINE_AS_OF, see as_of_env): required by the time-relative models
     (drafts, quotas, budgets), which never read the wall clock."""
-    if as_of is not None:
-        args = with_as_of(args, as_of)
+    env = environment(conninfo) | (as_of_env(as_of) if as_of is not None else {})
     started = datetime.now(UTC).timestamp()
-    done = subprocess.run([dbt_executable(), *args], cwd=project_dir(), env=environment(conninfo), **kwargs)
+    done = subprocess.run([dbt_executable(), *args], cwd=project_dir(), env=env, **kwargs)
     if check and done.returncode:
         if failed := failed_tests(args, started):
             raise ChecksFailed(f"dbt {args[0]}: {len(failed)} data test(s) failed: {'; '.join(failed)}")
@@ -165,6 +162,10 @@ def run_for_results(
     """`dbt <args>` with its own target folder: the nodes' results (run_results.json `results`;
     None when dbt did not get that far) and the tail of its output, for the message."""
     with tempfile.TemporaryDirectory(prefix="meterline-dbt-") as scratch:
+        # dbt's partial-parse cache, so this call parses only what changed since the last one.
+        cache = target_dir() / "partial_parse.msgpack"
+        if cache.exists():
+            shutil.copy2(cache, Path(scratch) / cache.name)
         args = [*args, "--target-path", scratch]
         done = run(args, conninfo, as_of=as_of, check=False, capture_output=True, text=True)
         results_file = Path(scratch) / "run_results.json"

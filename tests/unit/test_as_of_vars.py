@@ -1,13 +1,12 @@
-"""The as-of instant handed to dbt (var as_of): always UTC, merged into any --vars given."""
+"""The as-of instant handed to dbt (METERLINE_AS_OF): always UTC."""
 
-import json
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
 from meterline.cli import build_parser
 from meterline.period import Period
-from meterline.transform import as_of_instant, with_as_of
+from meterline.transform import as_of_env, as_of_instant
 
 pytestmark = pytest.mark.unit
 
@@ -25,13 +24,10 @@ def test_an_as_of_instant_is_utc(given, instant):
     assert got == instant and got.tzinfo == UTC
 
 
-def test_as_of_is_added_to_the_vars_given_or_as_vars_of_its_own():
-    assert with_as_of(["build", "--select", "quotas"], date(2026, 11, 1)) == [
-        "build", "--select", "quotas", "--vars", '{"as_of": "2026-11-01T00:00:00+00:00"}'
-    ]  # fmt: skip
-    args = with_as_of(["run", "--vars", "{usage_rebuild_from: '2025-03-01'}", "--quiet"], date(2026, 11, 1))
-    assert args[:2] == ["run", "--vars"] and args[3:] == ["--quiet"]
-    assert json.loads(args[2]) == {"usage_rebuild_from": "2025-03-01", "as_of": "2026-11-01T00:00:00+00:00"}
+def test_as_of_reaches_dbt_as_an_environment_variable_in_utc():
+    assert as_of_env(date(2026, 11, 1)) == {"METERLINE_AS_OF": "2026-11-01T00:00:00+00:00"}
+    later = datetime(2026, 11, 1, 1, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert as_of_env(later) == {"METERLINE_AS_OF": "2026-10-31T23:00:00+00:00"}
 
 
 def test_a_close_is_as_of_its_period_end():
