@@ -38,14 +38,28 @@ def template_db(server_url: str):
     warehouse.drop_database(server_url, name)
 
 
+_in_use: set[str] = set()
+
+
 def _copy_of(server_url: str, template: str, monkeypatch: pytest.MonkeyPatch):
-    """A new database copied from `template` for one test, `WAREHOUSE_URL` pointing at it."""
-    name = f"{_PREFIX}_{next(_counter)}"
+    """A new database copied from `template` for one test, `WAREHOUSE_URL` pointing at it.
+
+    Each test's copy has the same name as the last test's (it was dropped): dbt's partial-parse
+    cache is valid only for the database it was written for, and a new name per test made every
+    test's first dbt call parse the whole project."""
+    name = f"{_PREFIX}_test"
+    if name in _in_use:  # a test with two copies at once
+        name = f"{_PREFIX}_{next(_counter)}"
+    _in_use.add(name)
+    warehouse.drop_database(server_url, name)
     warehouse.create_database(server_url, name, template=template)
     conninfo = warehouse.with_database(server_url, name)
     monkeypatch.setenv("WAREHOUSE_URL", conninfo)
-    yield conninfo
-    warehouse.drop_database(server_url, name)
+    try:
+        yield conninfo
+    finally:
+        warehouse.drop_database(server_url, name)
+        _in_use.discard(name)
 
 
 @pytest.fixture
