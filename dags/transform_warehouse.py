@@ -31,7 +31,6 @@ from cosmos import (
     ExecutionMode,
     InvocationMode,
     LoadMode,
-    ProfileConfig,
     ProjectConfig,
     RenderConfig,
     TestBehavior,
@@ -41,6 +40,7 @@ from cosmos.constants import PRODUCER_WATCHER_TASK_ID
 
 from meterline.assets import MARTS, RAW_CATALOG, RAW_CUR, RAW_EVENTS
 from meterline.config import dag_defaults
+from meterline.connections import dbt_profile
 from meterline.spark.engine import HEAVY, engine
 from meterline.transform import NIGHTLY_SELECTION, dbt_executable, manifest_path, project_dir
 
@@ -60,9 +60,8 @@ def transform_warehouse():
     group = DbtTaskGroup(
         group_id="dbt",
         project_config=ProjectConfig(dbt_project_path=project_dir(), manifest_path=manifest_path()),
-        profile_config=ProfileConfig(
-            profile_name="meterline", target_name="warehouse", profiles_yml_filepath=project_dir() / "profiles.yml"
-        ),
+        # dbt's profile from the Airflow connection `warehouse` (meterline.connections).
+        profile_config=dbt_profile(),
         # AFTER_EACH: each model shows as a task group with its run and its tests; the producer's
         # `dbt build` runs a model's tests right after it, so a failing test stops everything
         # downstream of it (dbt skips what reads the model), and those models' tasks fail.
@@ -108,10 +107,10 @@ def transform_warehouse():
 
         @task
         def spark_heavy_models() -> dict:
-            from meterline import warehouse
+            from meterline.connections import warehouse_conninfo
             from meterline.spark import engine as spark_engine
 
-            return spark_engine.build(warehouse.url())
+            return spark_engine.build(warehouse_conninfo())
 
         # Before the build only: the models' tasks report on the build and follow it.
         spark_heavy_models() >> producer
