@@ -73,6 +73,12 @@ def environment(airflow_home: Path | None = None, conninfo: str | None = None) -
     env["WAREHOUSE_URL"] = conninfo
     # What tasks and cosmos's dbt profile use (meterline.connections): the same warehouse.
     env["AIRFLOW_CONN_WAREHOUSE"] = warehouse_connection(conninfo)
+    # The failure alerts' webhook (meterline.alerts), unless the connection is defined already.
+    if env.get("METERLINE_ALERT_WEBHOOK_URL"):
+        env.setdefault(
+            "AIRFLOW_CONN_ALERT_WEBHOOK",
+            json.dumps({"conn_type": "http", "host": env["METERLINE_ALERT_WEBHOOK_URL"]}),
+        )
     return env
 
 

@@ -77,3 +77,13 @@ def test_cosmos_profile_without_a_password(monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", env["AIRFLOW_CONN_WAREHOUSE"])
     assert dbt_profile().profile_mapping.env_vars == {"COSMOS_CONN_POSTGRES_PASSWORD": ""}
 
+
+def test_the_alert_webhook_url_defines_the_alert_connection(monkeypatch, tmp_path):
+    monkeypatch.delenv("AIRFLOW_CONN_ALERT_WEBHOOK", raising=False)
+    monkeypatch.setenv("METERLINE_ALERT_WEBHOOK_URL", "https://alerts.example/hooks/meterline")
+    env = airflow_env.environment(tmp_path, SOCKET_URL)
+    connection = {"conn_type": "http", "host": "https://alerts.example/hooks/meterline"}
+    assert json.loads(env["AIRFLOW_CONN_ALERT_WEBHOOK"]) == connection
+    # a connection defined otherwise wins
+    monkeypatch.setenv("AIRFLOW_CONN_ALERT_WEBHOOK", "http://elsewhere")
+    assert airflow_env.environment(tmp_path, SOCKET_URL)["AIRFLOW_CONN_ALERT_WEBHOOK"] == "http://elsewhere"
