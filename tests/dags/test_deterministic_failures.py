@@ -8,7 +8,7 @@ import json
 import subprocess
 
 import pytest
-from test_budgets import Webhook
+from webhook import Webhook
 
 from meterline import airflow_env
 
