@@ -11,8 +11,10 @@ for its tests (`.test`) showing what that build did, and a model downstream of a
 Runs when an ingest DAG updates raw events, CUR or the catalog (nightly in practice). Invoices,
 reconciliation for a period and emission belong to `close_billing_period`.
 
-Tasks are rendered from the dbt manifest (`dbt parse`, run by `meterline airflow` and the demo
-when the project changed), so the DAG processor never runs dbt.
+Tasks are rendered from the dbt manifest (`dbt parse`, run by `meterline airflow`, the demo and
+docker-compose's `airflow-init` when the project changed), so the DAG processor never runs dbt.
+dbt reaches the warehouse through the Airflow connection `warehouse` (cosmos maps it to the
+profile's `warehouse` target; `meterline.connections`).
 
 With `WAREHOUSE_ENGINE=spark` the heavy models (dbt tag `heavy`: usage_hourly,
 usage_metered_hourly) are one task, `spark_heavy_models`, which builds them on the Spark cluster
