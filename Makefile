@@ -8,15 +8,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install system-packages demo test airflow lint format lock clean
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@echo "[make] installing pinned dependencies into $(VENV)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q uv || echo "[make] uv unavailable, using pip"
 	@if [ -x $(BIN)/uv ]; then \
-		$(BIN)/uv pip sync --python $(BIN)/python requirements.txt && \
+		$(BIN)/uv pip sync --python $(BIN)/python requirements.txt requirements-dev.txt && \
 		$(BIN)/uv pip install --python $(BIN)/python --no-deps -e . ; \
 	else \
-		$(BIN)/pip install -r requirements.txt && $(BIN)/pip install --no-deps -e . ; \
+		$(BIN)/pip install -r requirements.txt -r requirements-dev.txt && $(BIN)/pip install --no-deps -e . ; \
 	fi
 	@touch $(STAMP)
 
@@ -53,8 +53,9 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
-lock: install  ## recompile requirements.txt from requirements.in
+lock: install  ## recompile requirements.txt and requirements-dev.txt from their .in files
 	$(BIN)/uv pip compile requirements.in -o requirements.txt --python-version 3.11 --no-header
+	$(BIN)/uv pip compile requirements-dev.in -o requirements-dev.txt --python-version 3.11 --no-header
 
 clean:  ## stop the embedded warehouse and remove local state (keeps .venv)
 	-$(BIN)/meterline warehouse stop

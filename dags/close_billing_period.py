@@ -55,30 +55,30 @@ def close_billing_period():
 
     @task
     def build(period: str) -> dict:
-        from meterline import warehouse
         from meterline.close import build
+        from meterline.connections import warehouse_conninfo
         from meterline.errors import fail_without_retry
 
         with fail_without_retry():  # a period that is not YYYY-MM (failed dbt tests are recorded for the gate)
-            return build(warehouse.url(), period)
+            return build(warehouse_conninfo(), period)
 
     @task
     def run_suites(period: str, _built: dict) -> dict:
-        from meterline import warehouse
         from meterline.close import run_suites
+        from meterline.connections import warehouse_conninfo
 
-        return run_suites(warehouse.url(), period)
+        return run_suites(warehouse_conninfo(), period)
 
     @task(retries=0)
     def gate(period: str, _suites: dict) -> dict:
-        from meterline import warehouse
         from meterline.close import gate
+        from meterline.connections import warehouse_conninfo
         from meterline.errors import fail_without_retry
 
         params = get_current_context()["params"]
         with fail_without_retry():  # an override naming no check, or without a justification
             return gate(
-                warehouse.url(),
+                warehouse_conninfo(),
                 period,
                 params["override_check"],
                 params["override_justification"],
@@ -87,17 +87,17 @@ def close_billing_period():
 
     @task
     def emit(period: str, _gate: dict) -> dict:
-        from meterline import warehouse
         from meterline.close import emit
+        from meterline.connections import warehouse_conninfo
 
-        return emit(warehouse.url(), period, actor="airflow:close_billing_period")
+        return emit(warehouse_conninfo(), period, actor="airflow:close_billing_period")
 
     @task(trigger_rule="all_done")
     def report(period: str) -> str:
-        from meterline import warehouse
         from meterline.close import report
+        from meterline.connections import warehouse_conninfo
 
-        return report(warehouse.url(), period)
+        return report(warehouse_conninfo(), period)
 
     period = resolve_period()
     emitted = emit(period, gate(period, run_suites(period, build(period))))

@@ -57,14 +57,14 @@ from meterline.invoicing.actions import ACTIONS, PARAMS, used_by
 def correct_invoice():
     @task
     def apply_correction() -> dict[str, object]:
-        from meterline import warehouse
+        from meterline.connections import warehouse_conninfo
         from meterline.errors import fail_without_retry
         from meterline.invoicing import corrections
 
         params = dict(get_current_context()["params"])
         # A refusal (or an amount such as NaN) is a decision, not a flake: fail without retrying.
         with fail_without_retry():
-            done = corrections.apply(warehouse.url(), params)
+            done = corrections.apply(warehouse_conninfo(), params)
         return {"action": done.action, "resource": done.resource, "documents": done.documents}
 
     apply_correction()

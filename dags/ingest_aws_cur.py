@@ -41,9 +41,10 @@ def ingest_aws_cur():
     def load_deliveries() -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from meterline.connections import warehouse_conninfo
         from meterline.cur import load
 
-        summary = load.run()
+        summary = load.run(warehouse_conninfo())
         report = load.summarise(summary)
         if not summary.by_status("loaded"):
             if summary.failed:

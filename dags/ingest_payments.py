@@ -47,9 +47,10 @@ def ingest_payments():
     def load_exports() -> dict[str, int]:
         import logging
 
+        from meterline.connections import warehouse_conninfo
         from meterline.payments.load import load_payments
 
-        result = load_payments(None, actor="airflow:ingest_payments")
+        result = load_payments(warehouse_conninfo(), actor="airflow:ingest_payments")
         logging.getLogger("airflow.task").info(result.summary())
         if result.unreadable:
             message = f"unreadable payment exports: {'; '.join(result.unreadable)}"

@@ -52,10 +52,11 @@ from meterline.config import dag_defaults
 def ingest_usage_events():
     @task(outlets=[RAW_EVENTS])
     def load_partition(data_interval_start=None) -> dict[str, int]:
+        from meterline.connections import warehouse_conninfo
         from meterline.events.load import load_partition
 
         # Logs each file's counts, each rejected line (the first few per file) and the summary.
-        result = load_partition(data_interval_start.date())
+        result = load_partition(data_interval_start.date(), conninfo=warehouse_conninfo())
         if result.unreadable:
             message = f"unreadable event files in {result.day}: {'; '.join(result.unreadable)}"
             if result.retryable:  # the landing zone failed: a retry may read them

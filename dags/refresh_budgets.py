@@ -43,8 +43,9 @@ def refresh_budgets():
         from datetime import date
 
         from meterline.budgets.refresh import refresh
+        from meterline.connections import warehouse_conninfo
 
-        return refresh(None, date.fromisoformat(ds)).counts()
+        return refresh(warehouse_conninfo(), date.fromisoformat(ds)).counts()
 
     @task
     def send_alerts() -> dict[str, int]:
@@ -54,11 +55,13 @@ def refresh_budgets():
         from airflow.sdk.exceptions import AirflowNotFoundException
 
         from meterline.budgets import alerts
+        from meterline.connections import warehouse_conninfo
 
+        conninfo = warehouse_conninfo()
         try:
             conn = Connection.get("budget_webhook")
         except AirflowNotFoundException:
-            waiting = alerts.pending(None)
+            waiting = alerts.pending(conninfo)
             logging.getLogger(__name__).warning(
                 "no budget_webhook connection: %d threshold crossing(s) not alerted, kept for the next run",
                 len(waiting),
@@ -67,7 +70,7 @@ def refresh_budgets():
         url = alerts.webhook_url(
             conn.host, schema=conn.schema, port=conn.port, endpoint=conn.extra_dejson.get("endpoint", "")
         )
-        return {"alerts_sent": len(alerts.send_alerts(None, url)), "alerts_pending": 0}
+        return {"alerts_sent": len(alerts.send_alerts(conninfo, url)), "alerts_pending": 0}
 
     refresh() >> send_alerts()
 

@@ -44,16 +44,18 @@ def sync_billing_catalog():
         import logging
 
         from meterline.catalog.load import load_catalog
+        from meterline.connections import warehouse_conninfo
 
-        result = load_catalog(None)
+        result = load_catalog(warehouse_conninfo())
         logging.getLogger("airflow.task").info("catalog loaded from %s: %s", result.source, result.row_counts)
         return result.row_counts
 
     @task(outlets=[RAW_CATALOG])
     def snapshot_catalog() -> None:
         from meterline.catalog.load import snapshot_catalog
+        from meterline.connections import warehouse_conninfo
 
-        snapshot_catalog(None)
+        snapshot_catalog(warehouse_conninfo())
 
     load_catalog() >> snapshot_catalog()
 

@@ -11,8 +11,10 @@ for its tests (`.test`) showing what that build did, and a model downstream of a
 Runs when an ingest DAG updates raw events, CUR or the catalog (nightly in practice). Invoices,
 reconciliation for a period and emission belong to `close_billing_period`.
 
-Tasks are rendered from the dbt manifest (`dbt parse`, run by `meterline airflow` and the demo
-when the project changed), so the DAG processor never runs dbt.
+Tasks are rendered from the dbt manifest (`dbt parse`, run by `meterline airflow`, the demo and
+docker-compose's `airflow-init` when the project changed), so the DAG processor never runs dbt.
+dbt reaches the warehouse through the Airflow connection `warehouse` (cosmos maps it to the
+profile's `warehouse` target; `meterline.connections`).
 
 With `WAREHOUSE_ENGINE=spark` the heavy models (dbt tag `heavy`: usage_hourly,
 usage_metered_hourly) are one task, `spark_heavy_models`, which builds them on the Spark cluster
@@ -31,7 +33,6 @@ from cosmos import (
     ExecutionMode,
     InvocationMode,
     LoadMode,
-    ProfileConfig,
     ProjectConfig,
     RenderConfig,
     TestBehavior,
@@ -41,6 +42,7 @@ from cosmos.constants import PRODUCER_WATCHER_TASK_ID
 
 from meterline.assets import MARTS, RAW_CATALOG, RAW_CUR, RAW_EVENTS
 from meterline.config import dag_defaults
+from meterline.connections import dbt_profile
 from meterline.spark.engine import HEAVY, engine
 from meterline.transform import NIGHTLY_SELECTION, dbt_executable, manifest_path, project_dir
 
@@ -60,9 +62,8 @@ def transform_warehouse():
     group = DbtTaskGroup(
         group_id="dbt",
         project_config=ProjectConfig(dbt_project_path=project_dir(), manifest_path=manifest_path()),
-        profile_config=ProfileConfig(
-            profile_name="meterline", target_name="warehouse", profiles_yml_filepath=project_dir() / "profiles.yml"
-        ),
+        # dbt's profile from the Airflow connection `warehouse` (meterline.connections).
+        profile_config=dbt_profile(),
         # AFTER_EACH: each model shows as a task group with its run and its tests; the producer's
         # `dbt build` runs a model's tests right after it, so a failing test stops everything
         # downstream of it (dbt skips what reads the model), and those models' tasks fail.
@@ -108,10 +109,10 @@ def transform_warehouse():
 
         @task
         def spark_heavy_models() -> dict:
-            from meterline import warehouse
+            from meterline.connections import warehouse_conninfo
             from meterline.spark import engine as spark_engine
 
-            return spark_engine.build(warehouse.url())
+            return spark_engine.build(warehouse_conninfo())
 
         # Before the build only: the models' tasks report on the build and follow it.
         spark_heavy_models() >> producer

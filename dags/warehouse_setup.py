@@ -28,15 +28,18 @@ def warehouse_setup():
     @task
     def bootstrap() -> list[str]:
         from meterline import warehouse
+        from meterline.connections import warehouse_conninfo
 
-        return warehouse.bootstrap()
+        return warehouse.bootstrap(warehouse_conninfo())
 
     @task
     def check(applied: list[str]) -> dict[str, int]:
         from meterline import audit, warehouse
+        from meterline.connections import warehouse_conninfo
 
-        tables = warehouse.health()
-        with warehouse.transaction() as conn:
+        conninfo = warehouse_conninfo()
+        tables = warehouse.health(conninfo)
+        with warehouse.transaction(conninfo) as conn:
             audit.record(
                 conn,
                 actor="airflow:warehouse_setup",

@@ -15,7 +15,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from meterline import transform, warehouse
+from meterline import warehouse
 from meterline.config import project_root
 
 
@@ -71,9 +71,14 @@ def environment(airflow_home: Path | None = None, conninfo: str | None = None) -
     # One LocalExecutor worker per task slot: Airflow's default (32) is ~6 GiB of idle workers.
     env.setdefault("AIRFLOW__CORE__PARALLELISM", str(max(2, os.cpu_count() or 2)))
     env["WAREHOUSE_URL"] = conninfo
+    # What tasks and cosmos's dbt profile use (meterline.connections): the same warehouse.
     env["AIRFLOW_CONN_WAREHOUSE"] = warehouse_connection(conninfo)
-    # dbt tasks (cosmos) read profiles.yml, which reads these; same source: WAREHOUSE_URL.
-    env.update(transform.profile_env(conninfo))
+    # The failure alerts' webhook (meterline.alerts), unless the connection is defined already.
+    if env.get("METERLINE_ALERT_WEBHOOK_URL"):
+        env.setdefault(
+            "AIRFLOW_CONN_ALERT_WEBHOOK",
+            json.dumps({"conn_type": "http", "host": env["METERLINE_ALERT_WEBHOOK_URL"]}),
+        )
     return env
 
 

@@ -1,37 +1,62 @@
-"""Failure alerts for every DAG: a clear summary in the log, and to a webhook when configured.
+"""Failure alerts for every DAG, as an Airflow notifier: a one-line summary in the task log, and
+a POST of the same summary to the HTTP connection `alert_webhook` when it is defined.
 
-Light to import: DAG files reference `notify_failure` as their on_failure_callback.
+`dag_defaults()` sets `FailureNotifier()` as every task's on_failure_callback. The webhook is an
+ordinary Airflow HTTP connection (the UI, a secrets backend or `AIRFLOW_CONN_ALERT_WEBHOOK`): its
+host holds the whole URL, or schema/host/port plus the path in the extra `endpoint`; the POST goes
+through the HTTP provider's hook. Locally `airflow_env.environment()` defines the connection from
+`METERLINE_ALERT_WEBHOOK_URL`.
+
+Light to import (DAG files reference it): the hook is imported when an alert is sent.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import urllib.request
+
+from airflow.sdk import BaseNotifier
 
 log = logging.getLogger(__name__)
 
+ALERT_CONN_ID = "alert_webhook"
 
-def notify_failure(context: dict) -> None:
-    """on_failure_callback: a one-paragraph summary in the log, and to the webhook when
-    `METERLINE_ALERT_WEBHOOK_URL` is set. Never raises: alerting must not mask the failure."""
+
+def summary(context) -> dict[str, object]:
+    """What the alert says: which task of which run failed, on which try, and why."""
     ti = context.get("task_instance")
-    summary = {
+    return {
         "dag_id": getattr(ti, "dag_id", None),
         "task_id": getattr(ti, "task_id", None),
         "run_id": getattr(ti, "run_id", None),
         "try_number": getattr(ti, "try_number", None),
         "error": str(context.get("exception"))[:2000],
     }
-    log.error("meterline task failed: %s", json.dumps(summary))
-    url = os.environ.get("METERLINE_ALERT_WEBHOOK_URL")
-    if not url:
-        return
-    try:
-        request = urllib.request.Request(
-            url, data=json.dumps(summary).encode(), headers={"Content-Type": "application/json"}, method="POST"
-        )
-        urllib.request.urlopen(request, timeout=10).close()
-    except Exception as exc:  # alerting must not mask the failure it reports
-        log.warning("failure webhook not delivered: %s", exc)
+
+
+class FailureNotifier(BaseNotifier):
+    """on_failure_callback: log the summary, post it to the webhook connection when there is
+    one. Never raises: alerting must not mask the failure it reports."""
+
+    template_fields = ("conn_id",)
+
+    def __init__(self, conn_id: str = ALERT_CONN_ID) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+
+    def notify(self, context) -> None:
+        body = summary(context)
+        log.error("meterline task failed: %s", json.dumps(body))
+        try:
+            from airflow.providers.http.hooks.http import HttpHook
+            from airflow.sdk import Connection
+            from airflow.sdk.exceptions import AirflowNotFoundException
+
+            try:
+                conn = Connection.get(self.conn_id)
+            except AirflowNotFoundException:
+                return  # no webhook configured: the log line is the alert
+            endpoint = conn.extra_dejson.get("endpoint")
+            HttpHook(method="POST", http_conn_id=self.conn_id).run(endpoint, json=body, extra_options={"timeout": 10})
+        except Exception as exc:  # see docstring
+            log.warning("failure alert not delivered to connection %s: %s", self.conn_id, exc)

@@ -75,7 +75,7 @@ def dag_defaults(retries: int = 2) -> dict:
     """
     from datetime import timedelta
 
-    from meterline.alerts import notify_failure
+    from meterline.alerts import FailureNotifier
 
     delay = timedelta(seconds=float(os.environ.get("METERLINE_RETRY_DELAY_SECONDS", "60")))
     return {
@@ -84,5 +84,5 @@ def dag_defaults(retries: int = 2) -> dict:
         "retry_delay": delay,
         "retry_exponential_backoff": True,
         "max_retry_delay": max(delay * 10, timedelta(seconds=1)),
-        "on_failure_callback": notify_failure,
+        "on_failure_callback": FailureNotifier(),
     }

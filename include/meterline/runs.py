@@ -65,12 +65,14 @@ def record(conninfo: str, rec: RunRecord) -> None:
 
 
 def record_safely(rec: RunRecord) -> None:
-    """Recording must never fail the run it records: a warehouse outage is logged, not raised."""
-    import os
+    """Recording must never fail the run it records: a warehouse outage, or no Airflow connection
+    `warehouse` to find it by, is logged, not raised."""
+    from meterline.connections import warehouse_conninfo
 
-    conninfo = os.environ.get("WAREHOUSE_URL")
-    if not conninfo:
-        log.warning("WAREHOUSE_URL unset: run of %s not recorded in ops.pipeline_runs", rec.dag_id)
+    try:
+        conninfo = warehouse_conninfo()
+    except Exception as exc:  # see docstring
+        log.warning("no warehouse connection: run of %s not recorded in ops.pipeline_runs: %s", rec.dag_id, exc)
         return
     try:
         record(conninfo, rec)

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from webhook import Webhook
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from _gate_month import add_budgets
-from test_budgets import Webhook
 
 from meterline import airflow_env
 from meterline.budgets.alerts import webhook_url

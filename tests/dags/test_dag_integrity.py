@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from meterline.alerts import FailureNotifier
 from meterline.config import project_root
 
 pytestmark = pytest.mark.dags
@@ -67,7 +68,9 @@ def test_dag_policy(dagbag):
                 problems.append(f"{dag_id}.{task.task_id}: retries {task.retries} < 2")
             if task.retries and task.retry_delay < timedelta(seconds=1):
                 problems.append(f"{dag_id}.{task.task_id}: no retry delay")
-            if not task.on_failure_callback:
+            callbacks = task.on_failure_callback
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            if not any(isinstance(callback, FailureNotifier) for callback in callbacks):
                 problems.append(f"{dag_id}.{task.task_id}: no failure alert (use meterline.config.dag_defaults())")
     assert problems == []
 

@@ -8,6 +8,7 @@ import json
 import subprocess
 
 import pytest
+from webhook import Webhook
 
 from meterline import airflow_env
 
@@ -42,8 +43,14 @@ def dags_test(env: dict[str, str], dag_id: str, conf: dict, *logical_date: str) 
     ],
 )
 def test_a_validation_failure_is_not_retried_and_names_the_value(airflow, dag_id, conf, task_id, message):
-    output = dags_test(airflow, dag_id, conf)
-    check(output, task_id, message)
+    hook = Webhook()
+    try:
+        # The alert webhook as a connection whose host is the whole URL.
+        connection = {"conn_type": "http", "host": hook.url}
+        output = dags_test(airflow | {"AIRFLOW_CONN_ALERT_WEBHOOK": json.dumps(connection)}, dag_id, conf)
+    finally:
+        hook.server.shutdown()
+    check(output, task_id, message, hook)
 
 
 def test_an_event_file_that_cannot_be_opened_fails_the_day_without_retries(airflow, tmp_path):
@@ -51,19 +58,30 @@ def test_an_event_file_that_cannot_be_opened_fails_the_day_without_retries(airfl
     day.mkdir(parents=True)
     (day / "a.jsonl").write_text("")
     (day / "b.jsonl.gz").write_bytes(b"not gzip")
-    output = dags_test(airflow | {"LANDING_URL": str(tmp_path / "landing")}, "ingest_usage_events", {}, "2025-03-05")
+    hook = Webhook()
+    try:
+        # The alert webhook as schema, host and port, the path in the extra `endpoint`.
+        port = hook.server.server_port
+        connection = {"conn_type": "http", "schema": "http", "host": "127.0.0.1", "port": port}
+        connection["extra"] = {"endpoint": "/hooks/budgets"}
+        env = {"LANDING_URL": str(tmp_path / "landing"), "AIRFLOW_CONN_ALERT_WEBHOOK": json.dumps(connection)}
+        output = dags_test(airflow | env, "ingest_usage_events", {}, "2025-03-05")
+    finally:
+        hook.server.shutdown()
     message = (
         "unreadable event files in 2025-03-04: events/year=2025/month=03/day=04/b.jsonl.gz:"
         " BadGzipFile: Not a gzipped file (b'no')"
     )
-    check(output, "load_partition", message)
+    check(output, "load_partition", message, hook)
 
 
-def check(output: str, task_id: str, message: str) -> None:
+def check(output: str, task_id: str, message: str, hook: Webhook) -> None:
     assert "state=failed" in output
     assert f"AirflowFailException: {message}" in output
     assert "up_for_retry" not in output.lower() and "UP_FOR_RETRY" not in output
-    # The failure alert (meterline.alerts) carries the same line, on the first and only try.
+    # The failure alert (meterline.alerts.FailureNotifier, every task's on_failure_callback)
+    # carries the same line, on the first and only try, in the log and to the webhook, once.
     alert = next(line for line in output.splitlines() if "meterline task failed:" in line)
     summary, _ = json.JSONDecoder().raw_decode(alert.split("meterline task failed: ", 1)[1])
     assert (summary["task_id"], summary["try_number"], summary["error"]) == (task_id, 1, message)
+    assert hook.received == [summary]

@@ -79,7 +79,10 @@ def test_a_failing_dbt_test_stops_what_reads_the_model_and_fails_the_run(airflow
     )
     logical_date = "2026-09-15T04:00:00+00:00"
     with pytest.raises(RuntimeError, match="'failed'"):
-        airflow_env.run_plan([{"dag_id": "transform_warehouse", "logical_date": logical_date}], airflow)
+        # dbt's profile comes from the Airflow connection `warehouse` (cosmos's profile mapping),
+        # not from WAREHOUSE_URL: here it points nowhere.
+        nowhere = {"WAREHOUSE_URL": "postgresql://nobody@127.0.0.1:9/not_the_warehouse"}
+        airflow_env.run_plan([{"dag_id": "transform_warehouse", "logical_date": logical_date}], airflow | nowhere)
 
     states = _task_states(airflow["AIRFLOW_HOME"], logical_date)
     assert states["dbt.dbt_producer_watcher"] == "failed"

@@ -8,12 +8,16 @@ from meterline import airflow_env, warehouse
 
 pytestmark = [pytest.mark.dags, pytest.mark.integration, pytest.mark.slow]
 
+NOWHERE = "postgresql://nobody@127.0.0.1:9/not_the_warehouse"
+
 
 def test_warehouse_setup_runs_and_is_audited(airflow, warehouse_url):
     with warehouse.connect(warehouse_url, autocommit=True) as conn:
         conn.execute("drop schema marts cascade")
 
-    airflow_env.dags_test("warehouse_setup", airflow)
+    # Tasks and the listener find the warehouse through the Airflow connection `warehouse`
+    # (meterline.connections), not WAREHOUSE_URL: here it points nowhere.
+    airflow_env.dags_test("warehouse_setup", airflow | {"WAREHOUSE_URL": NOWHERE})
 
     with warehouse.connect(warehouse_url, autocommit=True) as conn:
         tables = warehouse.health(warehouse_url)

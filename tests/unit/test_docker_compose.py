@@ -107,3 +107,100 @@ def test_minio_bucket_is_created_at_start(compose):
 def test_postgres_creates_both_databases():
     init = (ROOT / "docker" / "postgres-init.sql").read_text()
     assert "create database airflow" in init and "create database meterline" in init
+
+
+LONG_RUNNING_AIRFLOW = AIRFLOW_SERVICES | {"airflow-worker-1", "airflow-worker-2"}
+ONE_SHOT = {"airflow-init", "minio-init"}
+
+
+def test_the_dbt_manifest_is_parsed_before_the_dag_processor_starts(compose):
+    """transform_warehouse renders its tasks from target/manifest.json: airflow-init writes it
+    (transform.ensure_manifest: `dbt parse` when the project changed) and fails without it, and
+    the dag-processor starts only after airflow-init succeeded."""
+    command = compose["services"]["airflow-init"]["command"]
+    steps = [step.strip() for step in command.removeprefix('bash -c "').rstrip().removesuffix('"').split("&&")]
+    assert steps == [
+        "airflow db migrate",
+        "python -m meterline.cli warehouse start",
+        "python -c 'from meterline import transform; transform.ensure_manifest()'",
+        "test -s /opt/meterline/dbt_project/target/manifest.json",
+    ]
+    env = compose["services"]["airflow-init"]["environment"]
+    assert env.get("METERLINE_HOME") == "/opt/meterline" and "METERLINE_DBT_TARGET_PATH" not in env
+    assert "./dbt_project:/opt/meterline/dbt_project" in compose["services"]["airflow-init"]["volumes"]
+    processor = compose["services"]["airflow-dag-processor"]["depends_on"]
+    assert processor["airflow-init"]["condition"] == "service_completed_successfully"
+
+
+def test_every_long_running_service_has_a_healthcheck_and_a_restart_policy(compose):
+    services = compose["services"]
+    for name, service in services.items():
+        if name in ONE_SHOT:
+            assert service["restart"] == "no", name
+            continue
+        assert service.get("restart") == "always", name
+    for name in LONG_RUNNING_AIRFLOW:
+        check = services[name].get("healthcheck")
+        assert check, f"{name}: no healthcheck"
+        assert {"interval", "timeout", "retries", "start_period"} <= set(check), name
+    tests = {name: " ".join(services[name]["healthcheck"]["test"]) for name in LONG_RUNNING_AIRFLOW}
+    assert "http://localhost:8080/api/v2/version" in tests["airflow-apiserver"]
+    # The scheduler serves /health only when told to.
+    assert "http://localhost:8974/health" in tests["airflow-scheduler"]
+    assert services["airflow-scheduler"]["environment"]["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "true"
+    assert "airflow jobs check --job-type DagProcessorJob" in tests["airflow-dag-processor"]
+    assert "airflow jobs check --job-type TriggererJob" in tests["airflow-triggerer"]
+    for name in ("airflow-worker-1", "airflow-worker-2"):
+        assert "inspect ping" in tests[name] and services[name]["environment"]["DUMB_INIT_SETSID"] == "0"
+    # `$$` is compose's escape: the container's shell expands HOSTNAME, not compose.
+    assert '"$${HOSTNAME}"' in tests["airflow-triggerer"]
+
+
+def test_airflow_runs_as_airflow_uid_with_a_fernet_key_from_the_environment(compose):
+    for name in LONG_RUNNING_AIRFLOW | {"airflow-init"}:
+        service = compose["services"][name]
+        assert service["user"] == "${AIRFLOW_UID:-50000}:0", name
+        # No default key: `docker compose up` stops and says what to set.
+        key = service["environment"]["AIRFLOW__CORE__FERNET_KEY"]
+        assert key.startswith("${AIRFLOW_FERNET_KEY:?") and key.endswith("}"), name
+    readme = (ROOT / "README.md").read_text()
+    assert "AIRFLOW_FERNET_KEY" in readme and "AIRFLOW_UID" in readme
+
+
+def test_images_are_pinned(compose):
+    """Every image names an exact release: no `latest`, no bare major version."""
+    import re
+
+    pinned = re.compile(r"^[\w./-]+:(\d+\.\d+[\w.-]*|RELEASE\.\d{4}-\d\d-\d\dT[\d-]+Z)$")
+    images = {name: service["image"] for name, service in compose["services"].items() if "image" in service}
+    assert images and all(pinned.match(image) for image in images.values()), images
+    for dockerfile in ("Dockerfile", "Dockerfile.spark"):
+        bases = re.findall(r"^FROM (\S+)", (ROOT / "docker" / dockerfile).read_text(), re.MULTILINE)
+        assert bases and all(re.match(r"^[\w./-]+:\d+\.\d+\.\d+", base) for base in bases), (dockerfile, bases)
+
+
+def test_the_image_installs_no_test_tools():
+    """The image installs requirements.txt alone; tests and tooling live in requirements-dev.txt,
+    which `make install` adds for a development checkout."""
+    import re
+
+    def pinned(name: str) -> set[str]:
+        lines = (ROOT / name).read_text().splitlines()
+        return {re.split(r"[=\[]", line)[0].lower() for line in lines if re.match(r"[A-Za-z0-9]", line)}
+
+    tools = {"pytest", "pytest-timeout", "hypothesis", "moto", "ruff"}
+    assert not tools & pinned("requirements.txt")
+    assert tools <= pinned("requirements-dev.txt")
+    lines = (ROOT / "docker" / "Dockerfile").read_text().splitlines()
+    instructions = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    assert "COPY requirements.txt" in instructions and "-r /tmp/requirements.txt" in instructions
+    assert "requirements-dev" not in instructions and not tools & set(re.findall(r"[\w-]+", instructions))
+    makefile = (ROOT / "Makefile").read_text()
+    assert "requirements.txt requirements-dev.txt" in makefile
+
+
+def test_the_readme_says_how_to_get_the_admin_password():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Docker compose") :]
+    command = "docker compose exec airflow-apiserver cat /opt/airflow/simple_auth_manager_passwords.json.generated"
+    assert command in section
