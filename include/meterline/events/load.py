@@ -288,16 +288,20 @@ def _known_keys(conn: psycopg.Connection, rows: pa.Table, taken: list[pa.Array])
     if n == 0:
         empty = rows.append_column("key_salt", pa.array([], pa.int32()))
         return empty.append_column("key_hash", pa.array([], pa.int64())), 0
-    (hashes,) = conn.execute(
-        "select array_agg(raw.event_key_hash(k, 0) order by n)"
-        " from unnest(string_to_array(%s, E'\\n')) with ordinality as u(k, n)",
-        [_split(keys)],
-    ).fetchone()
+    # One statement: PostgreSQL splits the keys, hashes them, returns the hashes (binary: a
+    # quarter of a million integers) and the rows already at them. Sending the hashes back as a
+    # parameter instead cost seconds per 250k keys in psycopg's list adaptation.
+    with conn.cursor(binary=True) as cur:
+        hashes, found_hashes, found_keys = cur.execute(
+            "with k as materialized (select n, raw.event_key_hash(k, 0) as h"
+            "  from unnest(string_to_array(%s, E'\\n')) with ordinality as u(k, n))"
+            " select (select array_agg(h order by n) from k), found.hashes, found.keys"
+            " from (select array_agg(key_hash) as hashes, array_agg(idempotency_key) as keys from raw.events"
+            "  where key_hash = any(array(select h from k order by h))) found",
+            [_split(keys)],
+        ).fetchone()
     hashes = pa.array(hashes, pa.int64())
-    found = conn.execute(
-        "select key_hash, idempotency_key from raw.events where key_hash = any(%s::bigint[])",
-        [pc.unique(pc.take(hashes, pc.sort_indices(hashes))).to_pylist()],
-    ).fetchall()
+    found = list(zip(found_hashes or [], found_keys or [], strict=True))
     known = pc.is_in(keys, pa.array([text for _, text in found], pa.string()))
     held = pa.concat_arrays([pa.array([h for h, _ in found], pa.int64()), *taken])
     clash = pc.and_not(pc.is_in(hashes, held), known)
