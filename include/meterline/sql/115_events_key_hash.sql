@@ -20,8 +20,15 @@ alter table raw.events
     add column if not exists key_hash bigint generated always as (raw.event_key_hash(idempotency_key, key_salt)) stored;
 
 -- Keys already loaded whose hashes collide (distinct texts, unique so far by the text index):
--- the later loaded takes the next salt, until the hashes are distinct.
-do $$
+-- the later loaded takes the next salt, until the hashes are distinct. A hash a row leaves stays
+-- held by the row that kept it, so every salted key's chain stays whole. Returns the moves (a
+-- row may move more than once).
+create or replace function raw.events_resalt_collisions() returns bigint
+    language plpgsql
+as $$
+declare
+    moved bigint := 0;
+    n bigint;
 begin
     loop
         update raw.events e set key_salt = e.key_salt + 1
@@ -31,10 +38,14 @@ begin
             where key_hash in (select key_hash from raw.events group by key_hash having count(*) > 1)
         ) later
         where e.ctid = later.ctid and later.n > 1;
-        exit when not found;
+        get diagnostics n = row_count;
+        exit when n = 0;
+        moved := moved + n;
     end loop;
+    return moved;
 end
 $$;
+select raw.events_resalt_collisions();
 
 create unique index if not exists events_key_hash_uidx on raw.events (key_hash);
 drop index if exists raw.events_idempotency_key_c_uidx;

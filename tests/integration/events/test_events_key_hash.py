@@ -99,3 +99,33 @@ def test_the_database_refuses_a_second_row_with_a_known_key(catalog: Catalog, db
         "select count(*), count(distinct key_hash), bool_and(key_hash = hashtextextended(idempotency_key, 0))"
         " from raw.events"
     ).fetchone() == (2, 2, True)
+
+
+def test_keys_loaded_before_the_hash_get_distinct_hashes_and_stay_known(catalog: Catalog, db, colliding_hash):
+    """Migration 115 on a raw.events that already holds colliding keys (here: under the colliding
+    hash, the unique index dropped as if not built yet): the later loaded take the next salts,
+    and the loader then finds every one of them along its chain."""
+    db.execute("drop index raw.events_key_hash_uidx")
+    db.execute(
+        'insert into raw.events (event_id, idempotency_key, subscription_id, event_type, "timestamp",'
+        " source_file, line_no, partition_date, loaded_at)"
+        " select gen_random_uuid(), k, %s, 'llm.completion', '2025-03-04T10:15:00Z', 'before', n, '2025-03-04',"
+        " timestamptz '2025-03-04T12:00:00Z' + n * interval '1 second'"
+        " from unnest(array['aaaa', 'bbbb', 'cccc', 'ddddd', 'ee']) with ordinality as u(k, n)",
+        [catalog.subscription_ids[0]],
+    )
+    # bbbb and cccc leave 4; then cccc and ddddd leave 5; then ddddd leaves 6: five moves.
+    assert db.execute("select raw.events_resalt_collisions()").fetchone() == (5,)
+    db.execute("create unique index events_key_hash_uidx on raw.events (key_hash)")
+    assert [(k, salt, h) for k, _, _, salt, h in _stored(db)] == [
+        ("ee", 0, 2),
+        ("aaaa", 0, 4),
+        ("bbbb", 1, 5),
+        ("cccc", 2, 6),
+        ("ddddd", 2, 7),
+    ]
+
+    _deliver(catalog, DAY, "again", ["ddddd", "cccc", "bbbb", "aaaa", "ee", "ffff"], first=10)
+    result = load_partition(DAY, landing_url=catalog.landing_url, now=NOW)
+    assert (result.rows_read, result.rows_loaded, result.duplicates) == (6, 1, 5)
+    assert db.execute("select key_salt, key_hash from raw.events where idempotency_key = 'ffff'").fetchone() == (4, 8)
