@@ -15,6 +15,12 @@
    the builds run with `usage_lookback_minutes: 0`, so they re-aggregate what the nightly build
    would — the hours of the newly loaded day.
 
+3. With `--days N` (only this): days 1..N of `--events` events each, generated day by day and
+   loaded one onto the other, each after a checkpoint (a nightly load follows one); per day the
+   loader's time next to a raw COPY of the same accepted rows into an unindexed table (text and
+   binary), measured right after it; the days in `--repeat-days` are loaded `--repeat` times.
+   Does a day's load stay flat as raw.events' history (and its unique key's index) grows?
+
 Run: `.venv/bin/python bench/bench_events.py` (about 10 minutes on 2 cores); it prints a
 Markdown table for bench/RESULTS.md. It uses its own databases on the warehouse server.
 """
@@ -31,12 +37,15 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 from _timing import dbt_timed
 from psycopg import sql
 
 from meterline import transform, warehouse
 from meterline.catalog.load import load_catalog
+from meterline.events import SUFFIXES, partition_prefix
 from meterline.events.load import load_partition
+from meterline.landing import Zone
 from meterline.synthetic.catalog import generate_catalog
 from meterline.synthetic.events import generate
 
@@ -75,7 +84,7 @@ def add_history(url: str, days: int) -> int:
     1..days days earlier (unique index rebuilt once, not maintained per row: this is set-up).
     Returns the rows raw.events then holds besides the day."""
     with warehouse.connect(url) as conn:
-        conn.execute("drop index raw.events_idempotency_key_c_uidx")
+        conn.execute("alter table raw.events drop constraint events_idempotency_key_excl")
         conn.execute(
             sql.SQL(
                 "insert into raw.events ({cols}) select event_id, 'ik-' || substr(md5(idempotency_key || d), 1, 20),"
@@ -85,7 +94,10 @@ def add_history(url: str, days: int) -> int:
             ).format(cols=EVENT_COLUMNS),
             [days, DAY],
         )
-        conn.execute('create unique index events_idempotency_key_c_uidx on raw.events (idempotency_key collate "C")')
+        conn.execute(
+            "alter table raw.events add constraint events_idempotency_key_excl"
+            " exclude using hash (idempotency_key with =)"
+        )
         history = conn.execute("select count(*) from raw.events where partition_date < %s", [DAY]).fetchone()[0]
     without_day(url)
     return history
@@ -152,6 +164,124 @@ def bench_loader(url: str, landing: str, repeat: int, history: bool = False) -> 
     }
 
 
+def _floor(url: str, day: date, repeat: int) -> dict[str, float]:
+    """Median seconds of a raw COPY (text and binary) of the rows raw.events holds for `day`
+    into an unindexed table with the same column types: the floor, measured in the same run."""
+    copied: dict[str, bytearray] = {"text": bytearray(), "binary": bytearray()}
+    with warehouse.connect(url) as conn, conn.cursor() as cur:
+        for fmt, data in copied.items():
+            statement = sql.SQL(
+                "copy (select {} from raw.events where partition_date = {}) to stdout (format {})"
+            ).format(EVENT_COLUMNS, sql.Literal(day), sql.SQL(fmt))
+            with cur.copy(statement) as out:
+                for chunk in out:
+                    data += chunk
+        conn.execute("drop table if exists raw.bench_events_floor")
+        conn.execute("create table raw.bench_events_floor (like raw.events including defaults)")
+    runs: dict[str, list[float]] = {"text": [], "binary": []}
+    for _ in range(repeat):
+        for fmt, data in copied.items():
+            with warehouse.connect(url) as conn:
+                conn.execute("truncate raw.bench_events_floor")
+            statement = sql.SQL("copy raw.bench_events_floor ({}) from stdin (format {})").format(
+                EVENT_COLUMNS, sql.SQL(fmt)
+            )
+            t0 = time.perf_counter()
+            with warehouse.connect(url) as conn, conn.cursor().copy(statement) as copy:
+                for start in range(0, len(data), 8 << 20):
+                    copy.write(data[start : start + (8 << 20)])
+            runs[fmt].append(time.perf_counter() - t0)
+    with warehouse.connect(url) as conn:
+        conn.execute("drop table raw.bench_events_floor")
+    return {fmt: statistics.median(r) for fmt, r in runs.items()}
+
+
+def _checkpoint(url: str) -> None:
+    """A checkpoint before each load, as a nightly load follows one (checkpoint_timeout is 15 min):
+    the first change to each index page after it writes the whole page to the WAL."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("checkpoint")
+
+
+def bench_days(landing: str, days: int, events: int, repeat: int, repeat_days: set[int]) -> list[dict]:
+    """Days 1..`days` of `events` events each, loaded one after the other onto what the days before
+    left in raw.events (generated day by day: new keys every day, the generator's usual noise).
+    Each day's load is timed after a checkpoint and next to its floor; the days in `repeat_days`
+    are loaded `repeat` times (the day deleted and raw.events vacuumed in between)."""
+    url = fresh("meterline_bench_events_days", landing)
+    start = date(2025, 1, 1)
+    out = []
+    for n in range(1, days + 1):
+        day = start + timedelta(days=n - 1)
+        t0 = time.perf_counter()
+        generate(landing, day, 1, events_per_day=events, files_per_day=4, formats=("parquet",), seed=1000 + n,
+                 now=datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC))  # fmt: skip
+        generated = time.perf_counter() - t0
+        now = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
+        runs, result = [], None
+        for i in range(repeat if n in repeat_days else 1):
+            if i:
+                with warehouse.connect(url) as conn:
+                    conn.execute("delete from raw.events where partition_date = %s", [day])
+                    conn.execute("delete from raw.events_rejected where partition_date = %s", [day])
+                    conn.execute("delete from raw.ingested_files where partition_date = %s", [day])
+                with warehouse.connect(url, autocommit=True) as conn:
+                    conn.execute("vacuum analyze raw.events")
+            _checkpoint(url)
+            load = os.getloadavg()[0]
+            t0 = time.perf_counter()
+            result = load_partition(day, landing_url=landing, conninfo=url, now=now)
+            runs.append(time.perf_counter() - t0)
+        floor = _floor(url, day, repeat if n in repeat_days else 1)
+        with warehouse.connect(url) as conn:
+            held, index_bytes = conn.execute(
+                "select (select count(*) from raw.events where partition_date < %s), pg_indexes_size('raw.events')",
+                [day],
+            ).fetchone()
+        loader_s = statistics.median(runs)
+        row = {
+            "day": n,
+            "history": held,
+            "loaded": result.rows_loaded,
+            "duplicates": result.duplicates,
+            "loader_s": loader_s,
+            "runs": runs,
+            "floor_s": floor["text"],
+            "binary_floor_s": floor["binary"],
+            "ratio": floor["text"] / loader_s,
+            "binary_ratio": floor["binary"] / loader_s,
+            "index_mb": index_bytes / 2**20,
+            "load": load,
+            "stages": result.seconds,
+        }
+        out.append(row)
+        say(f"day {n} (generated in {generated:.1f}s): {row}")
+        for f in Zone(landing).list(partition_prefix(day), SUFFIXES):
+            Zone(landing).delete(f.path)  # 31 generated days would not fit the scratch disk
+    return out
+
+
+def print_days(rows: list[dict], args: argparse.Namespace) -> None:
+    print(f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores), "
+          f"`python bench/bench_events.py --days {args.days} --events {args.events} --repeat {args.repeat}`; "
+          f"medians of {args.repeat} on days {sorted(args.repeat_days)}, one run on the others.\n")  # fmt: skip
+    print(
+        "| day | events already in raw.events | loaded | duplicates | loader s | loader events/s | raw COPY s "
+        "| ratio | binary COPY s | ratio to binary | raw.events indexes MB | load avg (1 min) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['day']} | {r['history']:,} | {r['loaded']:,} | {r['duplicates']:,} | {r['loader_s']:.2f} "
+            f"| {r['loaded'] / r['loader_s']:,.0f} | {r['floor_s']:.2f} | {r['ratio']:.2f}x "
+            f"| {r['binary_floor_s']:.2f} | {r['binary_ratio']:.2f}x | {r['index_mb']:.0f} | {r['load']:.1f} |"
+        )
+    window = [r["ratio"] for r in rows if r["day"] >= 8]
+    if window:
+        print(f"\nratio days 8..{rows[-1]['day']}: median {statistics.median(window):.2f}x, "
+              f"min {min(window):.2f}x, max {max(window):.2f}x")  # fmt: skip
+
+
 def dbt_usage_hourly(url: str, dbt_vars: str = "{usage_lookback_minutes: 0}") -> tuple[float, float]:
     """Wall time of `dbt run` of usage_hourly and the model's own execution time."""
     wall, nodes = dbt_timed(url, ["run", "--quiet", "--select", "usage_hourly", "--vars", dbt_vars])
@@ -202,8 +332,19 @@ def main() -> None:
     parser.add_argument(
         "--history-days", type=int, default=4, help="earlier days already loaded for the third loader row (0: none)"
     )
+    parser.add_argument(
+        "--days", type=int, default=0, help="only load days 1..N of --events events each, one onto the other"
+    )
+    parser.add_argument(
+        "--repeat-days", type=lambda v: {int(d) for d in v.split(",")}, default={1, 8, 31},
+        help="with --days: the days loaded --repeat times (default 1,8,31)",
+    )  # fmt: skip
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="meterline-bench-events-"))
+    if args.days:
+        rows = bench_days(str(scratch / "landing-days"), args.days, args.events, args.repeat, args.repeat_days)
+        print_days(rows, args)
+        return
     os.environ.setdefault("DBT_TARGET_PATH", str(scratch / "dbt-target"))
     os.environ.setdefault("DBT_LOG_PATH", str(scratch / "dbt-logs"))
     results: dict = {"loader": {}}

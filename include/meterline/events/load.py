@@ -4,10 +4,12 @@ For the files under `events/year=YYYY/month=MM/day=DD/` of the landing zone (loc
 skip a file whose path and sha256 are in `raw.ingested_files`; validate the rest with Arrow
 (`meterline.events.validate`); keep the first row of each `idempotency_key` among the
 partition's good rows (file, then line order), drop the keys `raw.events` already holds (one
-probe of its unique index each), and COPY the rest straight into `raw.events` (PostgreSQL's
-binary format, encoded column-wise by `meterline.events.pgcopy`) — file by file, in a writer
-thread, while the next file is read and validated. So the first delivery of an event wins, and
-a re-delivery — in the same file, another file or another day — is counted as a duplicate.
+lookup each of the unique index on a 64-bit hash of the key, the texts compared on a match), and COPY the rest straight
+into `raw.events` (PostgreSQL's binary format, encoded column-wise by `meterline.events.pgcopy`)
+— file by file, in a writer thread, while the next file is read and validated. So the first
+delivery of an event wins, and a re-delivery — in the same file, another file or another day —
+is counted as a duplicate; the database itself refuses a second row with a known key, whatever
+writes it (migration 115).
 Invalid rows go to `raw.events_rejected` with file, line and reason; each file's counts go to
 `raw.ingested_files`. Every row of a file is counted once: rows read = loaded + duplicates +
 rejected, each counted on its own (the COPY's rows, the keys dropped as known, the reasons), and
@@ -19,7 +21,7 @@ is named, not recorded, and the others load.
 Everything happens in one transaction: a crash (or a killed process) leaves the tables exactly
 as they were. Loaders of one day queue on an advisory lock, and all loaders queue on another
 before their first key lookup, held until they commit, so no two race on a key (the unique
-index would refuse it anyway). The lookups run on a second, read-only session, from the main
+key_hash would refuse it anyway). The lookups run on a second, read-only session, from the main
 thread, while the writer thread COPYs the previous file.
 Paths are recorded relative to the landing zone, so the same files
 under another `LANDING_URL` (a local folder or its copy in S3) are the same files.
@@ -28,6 +30,7 @@ under another `LANDING_URL` (a local folder or its copy in S3) are the same file
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import queue
 import threading
@@ -39,6 +42,7 @@ from datetime import UTC, date, datetime
 from datetime import time as day_time
 from itertools import pairwise
 
+import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -256,25 +260,81 @@ EVENT_COLUMNS = {
     "partition_date": "date",
     "loaded_at": "timestamptz",
 }
+# What the writer COPYs: the event, and the salt of its key's hash (0 unless the hash collides
+# with another key's; PostgreSQL computes key_hash from both, migration 115).
+WRITTEN_COLUMNS = EVENT_COLUMNS | {"key_salt": "int4"}
 
 
-def _known_keys(conn: psycopg.Connection, keys: pa.ChunkedArray) -> pa.Array:
-    """The keys among `keys` already in raw.events: one probe each of its unique index (collation
-    "C", migration 021). The keys travel sorted, as one newline-joined text (validation refuses
-    control characters in a key), which PostgreSQL splits: no per-key work in Python, and the
-    plan stays an index scan however large raw.events grows."""
-    if len(keys) == 0:
-        return pa.array([], pa.string())
-    # Sorted (byte order, which is the C.UTF-8 and "C" collation order), PostgreSQL's sort of
-    # the array finds it in order at once and the index is walked left to right.
-    keys = pc.take(keys, pc.sort_indices(keys))
-    keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(keys)], pa.int32()), keys), "\n")[0]
-    known = conn.execute(
-        "select idempotency_key from raw.events where idempotency_key collate \"C\" = any(string_to_array(%s, E'\\n'))",
-        [joined.as_py()],
-    ).fetchall()
-    return pa.array([k for (k,) in known], pa.string())
+def _split(keys: pa.Array) -> str:
+    # One newline-joined text (validation refuses control characters in a key), which
+    # PostgreSQL splits: no per-key work in Python.
+    return pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(keys)], pa.int32()), keys), "\n")[0].as_py()
+
+
+def _known_keys(conn: psycopg.Connection, rows: pa.Table, taken: list[pa.Array]) -> tuple[pa.Table, int]:
+    """`rows` (distinct keys, none sent to the writer yet) less the keys raw.events already
+    holds, with the columns the writer needs: `key_salt` (COPYed) and `key_hash` (what
+    PostgreSQL computes from the key and the salt: the unique key of raw.events, migration 115;
+    the writer orders by it). Returns them and the number of known keys dropped. `taken`: the
+    hashes of the rows this load sent to the writer before (not visible to this session yet).
+
+    A key is known when a row with the same text is found at its hash: the hashes of all keys
+    with salt 0 are computed by PostgreSQL and looked up at once (one probe each of the unique
+    index). A hash that another text holds (in raw.events, earlier in this load or earlier in
+    this file) is a collision: that key (rare) is looked up again with salt 1, 2, ... until its
+    own text (known) or a free hash (new) turns up."""
+    keys = rows["idempotency_key"].combine_chunks()
+    n = len(keys)
+    if n == 0:
+        empty = rows.append_column("key_salt", pa.array([], pa.int32()))
+        return empty.append_column("key_hash", pa.array([], pa.int64())), 0
+    # One statement: PostgreSQL splits the keys, hashes them, returns the hashes (binary: a
+    # quarter of a million integers) and the rows already at them. Sending the hashes back as a
+    # parameter instead cost seconds per 250k keys in psycopg's list adaptation.
+    with conn.cursor(binary=True) as cur:
+        hashes, found_hashes, found_keys = cur.execute(
+            "with k as materialized (select n, raw.event_key_hash(k, 0) as h"
+            "  from unnest(string_to_array(%s, E'\\n')) with ordinality as u(k, n))"
+            " select (select array_agg(h order by n) from k), found.hashes, found.keys"
+            " from (select array_agg(key_hash) as hashes, array_agg(idempotency_key) as keys from raw.events"
+            "  where key_hash = any(array(select h from k order by h))) found",
+            [_split(keys)],
+        ).fetchone()
+    hashes = pa.array(hashes, pa.int64())
+    found = list(zip(found_hashes or [], found_keys or [], strict=True))
+    known = pc.is_in(keys, pa.array([text for _, text in found], pa.string()))
+    held = pa.concat_arrays([pa.array([h for h, _ in found], pa.int64()), *taken])
+    clash = pc.and_not(pc.is_in(hashes, held), known)
+    index = pa.array(np.arange(n, dtype=np.int64))
+    firsts = pa.table({"h": hashes, "i": index}).group_by("h", use_threads=False).aggregate([("i", "min")])
+    if len(firsts) < n:
+        clash = pc.or_(clash, pc.and_not(pc.invert(pc.is_in(index, firsts["i_min"])), known))
+    drop = known.to_numpy(zero_copy_only=False).copy()
+    hash_of = hashes.to_numpy().copy()
+    salts = np.zeros(n, np.int32)
+    clashing = pc.indices_nonzero(clash).to_numpy()
+    if len(clashing):
+        keeps = ~drop
+        keeps[clashing] = False
+        in_use = set(held.to_pylist()) | set(hash_of[keeps].tolist())
+        for i in clashing.tolist():
+            key = keys[i].as_py()
+            for salt in itertools.count(1):
+                h, text = conn.execute(
+                    "select raw.event_key_hash(%(k)s, %(s)s),"
+                    " (select idempotency_key from raw.events where key_hash = raw.event_key_hash(%(k)s, %(s)s))",
+                    {"k": key, "s": salt},
+                ).fetchone()
+                if text == key:  # stored under a salted hash by an earlier load
+                    drop[i] = True
+                    break
+                if text is None and h not in in_use:
+                    log.info("idempotency key %r: its hash is another key's; stored with salt %d", key, salt)
+                    salts[i], hash_of[i] = salt, h
+                    in_use.add(h)
+                    break
+    rows = rows.append_column("key_salt", pa.array(salts)).append_column("key_hash", pa.array(hash_of))
+    return rows.filter(pa.array(~drop)), int(drop.sum())
 
 
 REJECT_COLUMNS = {
@@ -320,19 +380,18 @@ class _Writer(threading.Thread):
         n = rows.num_rows
         if n == 0:
             return
-        # Rows go in by day of their timestamp, then key. The unique B-tree then takes the file's
-        # on-time events in one pass in index order (neighbouring inserts on the same or the next
-        # leaf page), not one pass per hour: with 4M keys already loaded, 1M rows took 4.9-5.4 s
-        # against 10.0-11.4 s in (hour, key) order. Late events come in their own day's run, so
-        # the BRIN block ranges of "timestamp" stay within a day and a late hour does not widen
-        # the ranges of the day that brought it.
+        # Rows go in by day of their timestamp, then key_hash. The unique B-tree on key_hash
+        # (migration 115) then takes the file's on-time events in one pass in index order
+        # (neighbouring inserts on the same or the next leaf page). Late events come in their own
+        # day's run, so the BRIN block ranges of "timestamp" stay within a day and a late hour
+        # does not widen the ranges of the day that brought it.
         day = pc.divide(rows["timestamp"].cast(pa.int64()), 86_400_000_000)
-        order = pa.table({"day": day, "key": rows["idempotency_key"]})
-        rows = rows.take(pc.sort_indices(order, sort_keys=[("day", "ascending"), ("key", "ascending")]))
+        order = pa.table({"day": day, "key_hash": rows["key_hash"]})
+        rows = rows.take(pc.sort_indices(order, sort_keys=[("day", "ascending"), ("key_hash", "ascending")]))
         _copy(
             self.conn,
             "raw.events",
-            EVENT_COLUMNS,
+            WRITTEN_COLUMNS,
             rows.append_column("partition_date", pa.repeat(pa.scalar(self.day, pa.date32()), n)).append_column(
                 "loaded_at", pa.repeat(pa.scalar(self.loaded_at, pa.timestamp("us", tz="UTC")), n)
             ),
@@ -367,6 +426,7 @@ def load_partition(
     landed = zone.list(partition_prefix(day), SUFFIXES)
     results: list[FileResult] = []
     queued_keys: list[pa.Array] = []  # keys already sent to the writer: later copies are duplicates
+    taken_hashes: list[pa.Array] = []  # their key_hash values (raw.events' unique key)
     probe_seconds: list[float] = []  # per file, looking up known keys in raw.events
     rejects: list[pa.Table] = []
     clock = {"start": time.perf_counter()}
@@ -442,12 +502,12 @@ def load_partition(
                 queued_keys.append(good["idempotency_key"].combine_chunks())
                 if not write_locked:
                     # Writers of all partitions queue here, so "first seen" follows commit order
-                    # and no two loaders race on a key (the unique index would refuse it anyway).
+                    # and no two loaders race on a key (the unique key_hash would refuse it anyway).
                     probe.execute("select pg_advisory_xact_lock(hashtext('meterline.events.write'))")
                     write_locked = True
                 started = time.perf_counter()
-                known = _known_keys(probe, good["idempotency_key"])
-                good = good.filter(pc.invert(pc.is_in(good["idempotency_key"], known)))
+                good, _ = _known_keys(probe, good, taken_hashes)
+                taken_hashes.append(good["key_hash"].combine_chunks())
                 probe_seconds.append(time.perf_counter() - started)
                 result.duplicates = n_good - good.num_rows
                 writer.queue.put(good)
