@@ -16,8 +16,9 @@ scheduler would have made:
   DAG, a moment off the schedule) is a manual run as `dag.test()` makes it.
 - The run starts when it starts (`dag.test()` dates its start at the logical date, so the UI
   showed a run of last month as lasting a month).
-- Each task's output is also written to the task's log file under `[logging] base_log_folder`,
-  named by Airflow's own `log_filename_template`, where the API server reads it for the UI.
+- Each task's output is written to the task's log file under `[logging] base_log_folder`, named
+  by Airflow's own `log_filename_template`, where the API server reads it for the UI (the tail of
+  a task that did not succeed is printed too).
 
 Lines printed for the caller (`meterline.airflow_env.run_plan`):
 `START <dag_id> <logical_date>`, `TASK <dag_id> <task_id> <state> <seconds> <n>/<tasks>`
@@ -29,7 +30,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,35 +81,28 @@ def _create_run(*, dag, run_id, logical_date, data_interval, run_after, start_da
 
 
 @contextmanager
-def _tee(path: Path) -> Iterator[None]:
-    """Everything written to this process's stdout and stderr (the task's logs, dbt's output of a
-    subprocess) also goes to `path`, until the block ends."""
+def _output_to(path: Path) -> Iterator[None]:
+    """Everything written to this process's stdout and stderr (the task's logs, a subprocess's
+    output) goes to `path` until the block ends. A file, not a pipe to tee: a process the task
+    leaves running (an embedded PostgreSQL it started) keeps the descriptors and would block on
+    a pipe nobody reads."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, 1)
-    os.dup2(write_end, 2)
-    os.close(write_end)
-
-    def pump() -> None:
-        with open(path, "ab") as log:
-            while chunk := os.read(read_end, 1 << 16):
-                log.write(chunk)
-                os.write(saved[0], chunk)
-
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
     try:
-        yield
+        with open(path, "wb") as log:  # one attempt, one file: a second demo rewrites it
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        thread.join()
-        for fd in (read_end, *saved):
+        for fd in saved:
             os.close(fd)
 
 
@@ -126,11 +119,13 @@ def _logged(run_task, log_folder: Path):
             path = log_folder / handler._render_filename(ti, ti.try_number, session=session)
         started = time.monotonic()
         try:
-            with _tee(path):
+            with _output_to(path):
                 return run_task(ti=ti, task=task, **kwargs)
         finally:
             done[ti.run_id] = done.get(ti.run_id, 0) + 1
             state = str(getattr(ti.state, "value", ti.state))
+            if state != "success":  # the caller shows the tail of a failed plan: the task's own
+                print(*path.read_text(errors="replace").splitlines()[-60:], sep="\n", flush=True)
             total = len(task.dag.task_dict) if task.dag else 0
             print(
                 f"TASK {ti.dag_id} {ti.task_id} {state} {time.monotonic() - started:.1f} {done[ti.run_id]}/{total}",

@@ -1,9 +1,9 @@
 """The demo's runs are the runs the scheduler would have made: after a few days run the demo's way
-(meterline.dagrun, `dag.test` in one process), unpausing every DAG lets a real scheduler carry on
-from the next day instead of looping on "run already exists; skipping dagrun creation" for a day
-the demo already ran. The runs have Airflow's daily data-interval naming (logical date D, data
-interval D to D+1, run after D+1), started when they ran, and their task logs are where the API
-server reads them.
+(meterline.dagrun, `dag.test` in one process) and one more by hand (`airflow dags test`), unpausing
+every DAG lets a real scheduler carry on from the next day instead of looping on "run already
+exists; skipping dagrun creation" for a day already run. The runs have Airflow's daily
+data-interval naming (logical date D, data interval D to D+1, run after D+1), started when they
+ran, and their task logs are where the API server reads them.
 
 The scheduler runs with the default pool at 0 slots, so it creates runs but executes nothing (no
 execution API server is needed), on the SQLite metadata database of a home of its own.
@@ -51,7 +51,7 @@ def _runs(airflow_db, dag_id: str) -> list[tuple]:
     return [(r[0], r[1], *map(_utc, r[2:8]), r[8]) for r in rows]
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(900)  # ~3 min on a quiet machine; minutes more at a load of 10
 def test_demo_runs_then_unpausing_every_dag_does_not_loop(airflow_home, warehouse_url, dbt_manifest, tmp_path):
     landing = str(tmp_path / "landing")
     generate_catalog(landing, period=START)
@@ -63,7 +63,8 @@ def test_demo_runs_then_unpausing_every_dag_does_not_loop(airflow_home, warehous
     env = airflow_env.environment(home, warehouse_url) | {"LANDING_URL": landing}
 
     began = datetime.now(UTC)
-    plan = [{"dag_id": "sync_billing_catalog", "logical_date": f"{START}T00:00:00+00:00"}] + [
+    # Another DAG's run at its own schedule's time too (cron-triggered, no dbt: cheap), then the days.
+    plan = [{"dag_id": "ingest_payments", "logical_date": f"{START}T00:00:00+00:00"}] + [
         {"dag_id": DAG_ID, "logical_date": f"{START + timedelta(days=i)}T00:00:00+00:00"} for i in range(DAYS)
     ]
     assert [state for _, _, state in airflow_env.run_plan(plan, env)] == ["success"] * len(plan)
@@ -91,6 +92,15 @@ def test_demo_runs_then_unpausing_every_dag_does_not_loop(airflow_home, warehous
         log = home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / "task_id=load_partition" / "attempt=1.log"
         assert f"events {START + timedelta(days=i)}: files read 1" in log.read_text()
 
+    # Then a day run by hand, as an operator would (`airflow dags test`, a manual run): the run of
+    # that day too, data interval [D, D+1).
+    manual_day = midnight[DAYS]
+    airflow_env.dags_test(DAG_ID, env, logical_date=manual_day.isoformat())
+    manual = _runs(home / "airflow.db", DAG_ID)[DAYS]
+    assert manual[1:6] == ("manual", manual_day, manual_day, manual_day + timedelta(days=1), manual[5])
+    demo_runs.append(manual)
+    days_run = DAYS + 1
+
     # Every DAG unpaused, as a user would after the demo; no task slot, so nothing executes.
     airflow_env.run(["dags", "reserialize"], env, capture_output=True)
     with sqlite3.connect(home / "airflow.db", timeout=30) as meta:
@@ -105,7 +115,7 @@ def test_demo_runs_then_unpausing_every_dag_does_not_loop(airflow_home, warehous
     try:
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline and scheduler.poll() is None:
-            if len(_runs(home / "airflow.db", DAG_ID)) > DAYS:
+            if len(_runs(home / "airflow.db", DAG_ID)) > days_run:
                 time.sleep(10)  # ten seconds of scheduler loops more: a loop would log every one
                 break
             time.sleep(2)
@@ -119,12 +129,12 @@ def test_demo_runs_then_unpausing_every_dag_does_not_loop(airflow_home, warehous
     output = scheduler_log.read_text()
 
     runs = _runs(home / "airflow.db", DAG_ID)
-    assert runs[:DAYS] == demo_runs, "the scheduler changed or replaced a demo run"
-    # The scheduler carried on with the next day, named the same way.
-    assert runs[DAYS][:6] == (
-        f"scheduled__{midnight[DAYS] + timedelta(days=1):%Y-%m-%dT%H:%M:%S+00:00}", "scheduled", midnight[DAYS],
-        midnight[DAYS],
-        midnight[DAYS] + timedelta(days=1), midnight[DAYS] + timedelta(days=1),
+    assert runs[:days_run] == demo_runs, "the scheduler changed or replaced a run made before it"
+    # The scheduler carried on with the day after the last one run, named the same way.
+    following = midnight[DAYS] + timedelta(days=1)
+    assert runs[days_run][:6] == (
+        f"scheduled__{following + timedelta(days=1):%Y-%m-%dT%H:%M:%S+00:00}", "scheduled", following, following,
+        following + timedelta(days=1), following + timedelta(days=1),
     ), output[-3000:]  # fmt: skip
     # And it never skipped the same run twice: each "already exists" (if any) moved it on.
     skipped = re.findall(r"run already exists; skipping dagrun creation.*", output)
