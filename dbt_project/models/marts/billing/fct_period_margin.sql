@@ -2,11 +2,12 @@
 --
 -- revenue_usd: the tenants' revenue (fct_tenant_margin.revenue_usd: pre-tax after credits, at the
 -- currencies seed's indicative USD rate), summed so the tenant table adds up to it.
--- cloud_cost: every cost line of the period (fact_cost_allocated, quarantine pool included,
--- in USD at the same rate), summed exactly and rounded once: the CUR total, since allocation
--- conserves cost.
+-- cloud_cost: every cost line of the period's latest CUR delivery (fact_cost_raw, billed cost, in
+-- USD at the same rate), summed exactly and rounded once: the AWS bill. Not the sum of the
+-- allocation, which conserves cost per service to the cent and so is a cent or two off it.
 -- allocated_cost: what fct_tenant_margin charges the tenants; unallocated_cost: the rest of
--- cloud_cost (the quarantine pool, to the cent), so allocated + unallocated = cloud_cost.
+-- cloud_cost (the quarantine pool, and that per-service rounding), so allocated + unallocated =
+-- cloud_cost.
 -- gross_margin = revenue_usd - cloud_cost: every cloud cost is the company's, allocated or not.
 
 with
@@ -17,9 +18,9 @@ tenant_margins as (
 
 ),
 
-allocated as (
+cost_lines as (
 
-    select * from {{ ref('fact_cost_allocated') }}
+    select * from {{ ref('fact_cost_raw') }}
 
 ),
 
@@ -32,11 +33,11 @@ currencies as (
 cost as (
 
     select
-        allocated.billing_period as month,
-        {{ round_money('sum(allocated.allocated_cost * currencies.usd_per_unit)', 2) }} as cloud_cost
-    from allocated
+        cost_lines.billing_period as month,
+        {{ round_money('sum(cost_lines.billed_cost * currencies.usd_per_unit)', 2) }} as cloud_cost
+    from cost_lines
     left join currencies
-        on currencies.currency = allocated.currency
+        on currencies.currency = cost_lines.billing_currency
     group by 1
 
 ),
