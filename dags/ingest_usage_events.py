@@ -22,25 +22,29 @@ Loads one day partition of usage-event dumps per run: the files under
   not recorded, so a re-delivery is read by the next run. A landing zone that does not answer
   fails the run with retries.
 
-Backfill a range with `airflow backfill create --dag-id ingest_usage_events --from-date
-2025-03-01 --to-date 2025-03-31`. On success the asset `warehouse://raw/events` is updated, which
-triggers `transform_warehouse` (incremental usage models rebuild exactly the touched hours).
+Day D is the run with logical date D (data interval D to D+1, run after D+1), however it is made:
+scheduled, backfilled (`airflow backfill create --dag-id ingest_usage_events --from-date
+2025-03-01 --to-date 2025-03-31` loads March 1 to 31) or triggered by hand with logical date D.
+On success the asset `warehouse://raw/events` is updated, which triggers `transform_warehouse`
+(incremental usage models rebuild exactly the touched hours).
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk import dag, task
 
 from meterline.assets import RAW_EVENTS
 from meterline.config import dag_defaults
+from meterline.timetables import DayPartitionTimetable
 
 
 @dag(
     dag_id="ingest_usage_events",
-    # Data intervals of one UTC day: the run for 2025-03-04 (started just after midnight on the
-    # 5th) loads partition day=04 — a cron trigger alone would give an empty interval.
-    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    # Data intervals of one UTC day: the run of 2025-03-04 (logical date 03-04, started just after
+    # midnight on the 5th) loads partition day=04, whether scheduled, backfilled or triggered by
+    # hand for 03-04 (meterline.timetables) — a cron trigger alone would give an empty interval.
+    schedule=DayPartitionTimetable("@daily", timezone="UTC"),
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     # One run per day partition: catching up loads every missed day, oldest first.
     catchup=True,

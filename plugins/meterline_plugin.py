@@ -1,5 +1,6 @@
 """meterline's Airflow plugin: a listener that records every DAG run and task outcome, with the
-task's counts, in the warehouse's `ops.pipeline_runs`; and the close reports in the UI.
+task's counts, in the warehouse's `ops.pipeline_runs`; the close reports in the UI; and the
+day-partition timetable of `ingest_usage_events` (meterline.timetables).
 
 The reports app (`meterline.reporting.web`) is mounted on the API server at `/meterline`:
 `/meterline/reports/` lists the periods, `/meterline/reports/latest` and
@@ -15,6 +16,7 @@ from airflow.plugins_manager import AirflowPlugin
 from fastapi import Request
 
 from meterline.reporting.web import create_app
+from meterline.timetables import DayPartitionTimetable
 
 
 def _task_record(task_instance, state: str, error=None):
@@ -111,6 +113,7 @@ REPORTS_HREF = REPORTS_PREFIX.lstrip("/")
 class MeterlinePlugin(AirflowPlugin):
     name = "meterline"
     listeners = [RunRecorder()]
+    timetables = [DayPartitionTimetable]
     fastapi_apps = [
         {
             "app": create_app(dependencies=[_signed_in]),

@@ -130,22 +130,24 @@ def dags_test(
 
 
 def month_plan(period_start: date, days: int) -> list[dict]:
-    """A month's DAG runs in the order a month runs them: catalog sync, CUR, one events run per
-    day, the nightly transform, the budgets refresh and the close of the period, named the way a
-    manual run names them. A manual run loads the interval that ends at its date, so day D's
-    events partition is the run of D+1; everything after the last day runs at 04:00 the day after
-    it (the budgets an hour before the close: its gate blocks on stale budget data)."""
+    """A month's DAG runs in the order a month runs them, each named as the scheduler names it
+    (meterline.dagrun makes them those scheduled runs): the catalog sync at midnight on the 1st,
+    one events run per day partition (logical date = the day it loads; its data interval is that
+    day), then on the day after the last, the CUR delivery and the budgets refresh at midnight,
+    the nightly transform and the close of the period at 04:00 (the close's gate blocks on budget
+    data older than 24 h)."""
     last = period_start + timedelta(days=days - 1)
-    close_at = f"{last + timedelta(days=1)}T04:00:00+00:00"
+    after = last + timedelta(days=1)
+    close_at = f"{after}T04:00:00+00:00"
     return [
         {"dag_id": "sync_billing_catalog", "logical_date": f"{period_start}T00:00:00+00:00"},
-        {"dag_id": "ingest_aws_cur", "logical_date": close_at},
+        {"dag_id": "ingest_aws_cur", "logical_date": f"{after}T00:00:00+00:00"},
         *(
-            {"dag_id": "ingest_usage_events", "logical_date": f"{period_start + timedelta(days=i + 1)}T00:00:00+00:00"}
+            {"dag_id": "ingest_usage_events", "logical_date": f"{period_start + timedelta(days=i)}T00:00:00+00:00"}
             for i in range(days)
         ),
         {"dag_id": "transform_warehouse", "logical_date": close_at},
-        {"dag_id": "refresh_budgets", "logical_date": close_at.replace("T04:", "T03:")},
+        {"dag_id": "refresh_budgets", "logical_date": f"{after}T00:00:00+00:00"},
         {"dag_id": "close_billing_period", "logical_date": close_at, "conf": {"period": f"{period_start:%Y-%m}"}},
     ]
 
@@ -174,7 +176,14 @@ def run_plan(runs: list[dict], env: dict[str, str], *, echo: bool = False) -> li
             _, dag_id, logical_date, state, seconds = line.split()
             done.append((dag_id, logical_date, state))
             if echo:
-                print(f"    {dag_id} {logical_date[:10]}: {state} ({seconds}s)", flush=True)
+                print(f"    {dag_id} {logical_date[:16]}: {state} in {float(seconds):.1f} s", flush=True)
+        elif echo and line.startswith("START "):
+            _, dag_id, logical_date = line.split()
+            print(f"    {dag_id} {logical_date[:16]}: started", flush=True)
+        elif echo and line.startswith("TASK "):
+            _, dag_id, task_id, state, seconds, progress = line.split()
+            if int(progress.split("/")[1]) > 3:  # the steps of a long run; a one-task run says enough
+                print(f"      [{progress}] {task_id}: {state} in {float(seconds):.1f} s", flush=True)
     proc.wait()
     Path(plan.name).unlink(missing_ok=True)
     if proc.returncode != 0:

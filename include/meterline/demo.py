@@ -42,29 +42,59 @@ CUR_DELIVERIES = 2  # the second restates the first and is final (bill_invoice_i
 # few heavy tenants on small plans still run at a loss.
 CUR_COST_DIVISOR = int(os.environ.get("METERLINE_DEMO_CUR_COST_DIVISOR", "30"))
 
+# What an analyst asks of the month, as they would ask it: tenants by name, money per currency.
 ANALYST_QUERIES = [
     (
-        "Revenue by tenant for the month (issued invoices)",
-        "select tenant_id, currency, count(*) as invoices, sum(total) as total"
-        " from billing.invoices where period_start = %(p)s and status <> 'void'"
-        " group by 1, 2 order by total desc limit 5",
+        "Revenue by tenant for the month (issued invoices, per currency)",
+        "select t.name as tenant, i.currency, count(*) as invoices, sum(i.total) as total"
+        " from billing.invoices i join staging.stg_catalog__tenants t using (tenant_id)"
+        " where i.period_start = %(p)s and i.status <> 'void'"
+        " group by 1, 2 order by 2, 4 desc limit 8",
     ),
     (
         "Reconciliation of cloud cost for the month",
-        "select service, raw_cost, allocated_cost, variance_pct, status from marts.recon_summary"
+        "select service, currency, raw_cost as cost, allocated_cost - quarantined_cost as allocated_to_tenants,"
+        " quarantined_cost as quarantine_pool, status from marts.recon_summary"
         " where period_start = %(p)s order by raw_cost desc",
     ),
     (
-        "Top usage by subscription and event type",
-        "select subscription_id, event_type, sum(event_count) as events, sum(total_tokens) as tokens"
-        " from marts.usage_monthly where month = %(p)s group by 1, 2 order by events desc limit 5",
+        "Top usage by tenant and event type",
+        "with subscriptions as (select distinct subscription_id, tenant_id from staging.stg_catalog__subscriptions)"
+        " select t.name as tenant, u.event_type, sum(u.event_count) as events, sum(u.total_tokens) as tokens"
+        " from marts.usage_monthly u join subscriptions s using (subscription_id)"
+        " join staging.stg_catalog__tenants t using (tenant_id)"
+        " where u.month = %(p)s group by 1, 2 order by events desc limit 5",
     ),
     (
         "Budgets for the month (tenants and services)",
         "select budget_id, amount, currency, actual, pct_used, state from marts.budget_status"
         " where period_start = %(p)s order by pct_used desc",
     ),
+    (
+        "Payments received for the month's invoices (the processor's exports)",
+        "select status, currency, count(*) as invoices, sum(total) as total from billing.invoices"
+        " where period_start = %(p)s group by 1, 2 order by 1, 2",
+    ),
+    (
+        "Payments that do not simply pay their invoice, still open (billing.payment_mismatches)",
+        "select reason, currency, count(*) as payments, sum(amount) as amount from billing.payment_mismatches"
+        " where resolved_at is null group by 1, 2 order by 1, 2",
+    ),
 ]
+# Columns holding an amount in the row's `currency`: shown to its minor unit.
+MONEY_COLUMNS = {"total", "amount", "actual", "cost", "allocated_to_tenants", "quarantine_pool"}
+
+
+def _cell(name: str, value: object, currency: str | None) -> str:
+    from decimal import Decimal
+
+    from meterline.money import minor_units, round_money
+
+    if name in MONEY_COLUMNS and currency and isinstance(value, Decimal):
+        return f"{round_money(value, currency):,.{minor_units(currency)}f}"
+    if isinstance(value, int | Decimal):
+        return f"{value:,}"
+    return "" if value is None else str(value)
 
 
 def _days(period: date) -> list[date]:
@@ -102,7 +132,8 @@ def step_generate(ctx: dict) -> str:
 
 
 def step_dags(ctx: dict) -> str:
-    """Every DAG in the order a month runs, through Airflow (dag.test, one process)."""
+    """Every DAG in the order a month runs, through Airflow (dag.test, one process), each run the
+    scheduled run of its date (meterline.dagrun): a scheduler started later carries on after them."""
     month = airflow_env.month_plan(PERIOD, len(_days(PERIOD)))
     # After the close, budget_status measures the month's invoices (the refresh before the close,
     # in the month's plan, found none in a new warehouse).
@@ -112,8 +143,35 @@ def step_dags(ctx: dict) -> str:
     return f"{len(runs)} DAG runs succeeded"
 
 
+def step_payments(ctx: dict) -> str:
+    """The processor's exports for the issued invoices (generated once: paid in the next month,
+    with a partial payment, a refund, a cent short and an unknown invoice number), loaded by
+    ingest_payments after the second export's day."""
+    from meterline.landing import landing
+    from meterline.synthetic.payments import generate_payments
+
+    following = date(PERIOD.year + (PERIOD.month == 12), PERIOD.month % 12 + 1, 1)
+    zone = landing()
+    if not zone.list(f"payments/{following:%Y-%m}"):
+        generated = generate_payments(ctx["url"], zone.url, PERIOD)
+        _say(f"    {len(generated.files)} payment exports written ({generated.rows} rows)")
+    runs = airflow_env.run_plan(
+        [{"dag_id": "ingest_payments", "logical_date": f"{following.replace(day=9)}T00:00:00+00:00"}],
+        ctx["airflow_env"],
+        echo=True,
+    )
+    with warehouse.connect(ctx["url"]) as conn:
+        paid, mismatches = conn.execute(
+            "select (select count(*) from billing.invoices where period_start = %s and status = 'paid'),"
+            " (select count(*) from billing.payment_mismatches where resolved_at is null)",
+            [PERIOD],
+        ).fetchone()
+    return f"{len(runs)} DAG run succeeded: {paid} invoices paid, {mismatches} payment mismatches to resolve"
+
+
 def step_summary(ctx: dict) -> str:
     from meterline.landing import outbox
+    from meterline.money import format_money
 
     with warehouse.connect(ctx["url"]) as conn:
         for title, query in ANALYST_QUERIES:
@@ -122,7 +180,8 @@ def step_summary(ctx: dict) -> str:
             _say(f"  {title}:")
             _say("    " + " | ".join(names))
             for row in cur.fetchall():
-                _say("    " + " | ".join(str(v) for v in row))
+                currency = dict(zip(names, row, strict=True)).get("currency")
+                _say("    " + " | ".join(_cell(n, v, currency) for n, v in zip(names, row, strict=True)))
         issued = conn.execute(
             "select count(*) from billing.invoices where period_start = %s and status <> 'void'", [PERIOD]
         ).fetchone()[0]
@@ -131,22 +190,36 @@ def step_summary(ctx: dict) -> str:
                 "select status, count(*) from marts.invoice_header where period_start = %s group by 1", [PERIOD]
             ).fetchall()
         )
-        revenue, cost, margin, losing = conn.execute(
-            "select sum(revenue_usd), sum(allocated_cost), sum(gross_margin), count(*) filter (where gross_margin < 0)"
-            " from marts.fct_tenant_margin where month = %s",
+        revenue = conn.execute(
+            "select currency, sum(subtotal - credits) from marts.invoice_header"
+            " where period_start = %s and status in ('issued', 'paid') group by 1 order by 1",
+            [PERIOD],
+        ).fetchall()
+        # The close report's figures, defined once in dbt (marts.fct_period_margin).
+        margin = conn.execute(
+            "select revenue_usd, cloud_cost, allocated_cost, unallocated_cost, gross_margin, margin_pct"
+            " from marts.fct_period_margin where month = %s",
             [PERIOD],
         ).fetchone()
-        # The exact cost summed, rounded once: the AWS invoice's total. Summing recon_summary's
-        # per-service raw_cost (each rounded to the cent) can be a cent or two off it.
-        (cloud,) = conn.execute(
-            "select round(sum(raw_cost_exact), 2) from marts.recon_summary where period_start = %s", [PERIOD]
-        ).fetchone()
+        losing = [
+            name
+            for (name,) in conn.execute(
+                "select t.name from marts.fct_tenant_margin m join staging.stg_catalog__tenants t using (tenant_id)"
+                " where m.month = %s and m.gross_margin < 0 order by m.gross_margin",
+                [PERIOD],
+            )
+        ]
     if revenue:
+        _say("  Invoiced revenue (pre-tax, after credits): " + ", ".join(format_money(a, c) for c, a in revenue))
+    if margin:
+        revenue_usd, cloud, allocated, pool, gross = (format_money(v, "USD") for v in margin[:5])
+        pct = margin[5]
+        share = f" ({pct:.1f} % of revenue)" if pct is not None else ""
         _say(
-            f"  The month in USD: revenue {revenue:,.2f}, cloud cost {cloud or 0:,.2f} ({(cloud or 0) / revenue:.0%} of"
-            f" revenue; {cost or 0:,.2f} allocated to tenants), gross margin {margin or 0:,.2f};"
-            f" {losing} tenant(s) at a loss"
+            f"  In USD at indicative rates: revenue {revenue_usd}; cloud cost {cloud}"
+            f" (allocated to tenants {allocated}, quarantine pool {pool}); gross margin {gross}{share}"
         )
+        _say(f"  Tenants at a loss on their allocated cost: {', '.join(losing) or 'none'}")
     box = outbox()
     ctx["report"] = box.uri(f"reports/{PERIOD:%Y-%m}.html")
     ctx["invoices"] = box.uri(f"invoices/{PERIOD:%Y-%m}/")
@@ -167,6 +240,7 @@ STEPS: list[tuple[str, Callable[[dict], str]]] = [
     ("prepare Airflow", step_airflow),
     ("generate the demo month", step_generate),
     ("run the month through Airflow", step_dags),
+    ("receive the month's payments", step_payments),
     ("what an analyst sees", step_summary),
     ("publish the dbt docs", step_docs),
 ]

@@ -158,9 +158,10 @@ def test_backfill_of_three_days_equals_three_single_runs(airflow, warehouse_url,
         shutil.copy(project_root() / ".airflow" / "test-template" / "airflow.db", homes[side] / "airflow.db")
     home = homes["backfill"]
 
-    # Three single runs into the second database: a manual run loads the interval ending at its date.
+    # Three single runs into the second database, named as the backfill names them: day D's run
+    # has logical date D (meterline.dagrun makes it the scheduled run of D, data interval D to D+1).
     single = airflow_env.environment(homes["single"], second_warehouse) | {"LANDING_URL": landing}
-    plan = [{"dag_id": DAG_ID, "logical_date": f"{START + timedelta(days=i + 1)}T00:00:00+00:00"} for i in range(DAYS)]
+    plan = [{"dag_id": DAG_ID, "logical_date": f"{START + timedelta(days=i)}T00:00:00+00:00"} for i in range(DAYS)]
     assert [state for _, _, state in airflow_env.run_plan(plan, single)] == ["success"] * DAYS
 
     env = airflow_env.environment(home, warehouse_url) | {

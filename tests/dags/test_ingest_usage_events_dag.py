@@ -23,8 +23,9 @@ def test_ingest_usage_events_loads_its_interval_once(airflow, warehouse_url, tmp
     g = generate(landing, date(2025, 3, 3), 2, events_per_day=500, files_per_day=2)
     env = {**airflow, "LANDING_URL": landing}
 
-    # `dags test` at 2025-03-05 runs the last complete interval, [03-04, 03-05): partition day=04.
-    done = airflow_env.dags_test("ingest_usage_events", env, logical_date="2025-03-05")
+    # A manual run (`airflow dags test`) for 2025-03-04 is the run of that day, as a scheduled or
+    # backfill run of 03-04 is: interval [03-04, 03-05), partition day=04 (meterline.timetables).
+    done = airflow_env.dags_test("ingest_usage_events", env, logical_date="2025-03-04")
 
     output = done.stdout + done.stderr
     day = g.manifest["days"]["2025-03-04"]
@@ -53,7 +54,7 @@ def test_ingest_usage_events_loads_its_interval_once(airflow, warehouse_url, tmp
         "rejected:malformed_json": 1,
     }
 
-    again = airflow_env.dags_test("ingest_usage_events", env, logical_date="2025-03-05")
+    again = airflow_env.dags_test("ingest_usage_events", env, logical_date="2025-03-04")
     assert "files read 0 (skipped, already ingested: 2), rows read 0, loaded 0" in again.stdout + again.stderr
 
 

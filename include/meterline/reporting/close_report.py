@@ -2,8 +2,13 @@
 
 `OUTBOX_URL/reports/YYYY-MM.html`: headline figures (revenue, cost, margin, invoices issued and
 blocked), charts (daily usage of the top tenants, cost by service, allocated vs quarantined cost,
-margin by tenant), the reconciliation table and the gate's decision with its reasons. Charts are
-drawn by matplotlib and inlined as SVG, so the page opens anywhere with no network.
+margin by tenant), the reconciliation table, the gate's decision with its reasons and the
+definition of every figure. Charts are drawn by matplotlib and inlined as SVG, so the page opens
+anywhere with no network.
+
+The report computes no money: the period's cost and margin figures are dbt's
+(`marts.fct_period_margin`, `recon_summary`, `fct_tenant_margin`), and amounts are shown to their
+currency's minor unit (`meterline.money.format_money`, from the same currencies seed).
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ from meterline import landing, warehouse
 class CloseFigures:
     period: date
     revenue: dict[str, Decimal] = field(default_factory=dict)  # by currency, pre-tax after credits
-    raw_cost: Decimal = Decimal(0)
-    allocated_cost: Decimal = Decimal(0)
-    quarantined_cost: Decimal = Decimal(0)
-    gross_margin_usd: Decimal | None = None
+    raw_cost: Decimal = Decimal(0)  # every cost line of the period, summed exactly, rounded once
+    allocated_cost: Decimal = Decimal(0)  # of it, allocated to tenants
+    quarantined_cost: Decimal = Decimal(0)  # of it, the quarantine pool: allocated to no tenant
+    revenue_usd: Decimal | None = None  # revenue at the indicative USD rates, the margin's revenue
+    gross_margin_usd: Decimal | None = None  # revenue_usd - raw_cost
+    margin_pct: Decimal | None = None
     invoices_by_status: dict[str, int] = field(default_factory=dict)
     recon: list[dict[str, Any]] = field(default_factory=list)
     gate: list[dict[str, Any]] = field(default_factory=list)
@@ -59,29 +66,32 @@ def gather(conn: psycopg.Connection, period: date) -> CloseFigures:
             [period],
         )
     }
-    costs = _rows(
+    for margin in _rows(
         conn,
-        "select coalesce(sum(allocated_cost) filter (where not is_quarantined), 0) as allocated,"
-        " coalesce(sum(allocated_cost) filter (where is_quarantined), 0) as quarantined"
-        " from marts.fact_cost_allocated where billing_period = %s",
+        "select revenue_usd, cloud_cost, allocated_cost, unallocated_cost, gross_margin, margin_pct"
+        " from marts.fct_period_margin where month = %s",
         [period],
-    )[0]
-    f.allocated_cost, f.quarantined_cost = costs["allocated"], costs["quarantined"]
+    ):
+        f.raw_cost, f.allocated_cost, f.quarantined_cost = (
+            margin["cloud_cost"],
+            margin["allocated_cost"],
+            margin["unallocated_cost"],
+        )
+        f.revenue_usd, f.gross_margin_usd = margin["revenue_usd"], margin["gross_margin"]
+        f.margin_pct = margin["margin_pct"]
     f.recon = _rows(
         conn,
-        "select service, raw_cost, allocated_cost, variance, variance_pct, status from marts.recon_summary"
+        "select service, currency, raw_cost, allocated_cost - quarantined_cost as tenant_cost, quarantined_cost,"
+        " allocated_cost, variance, variance_pct, status from marts.recon_summary"
         " where period_start = %s order by service",
         [period],
     )
-    f.raw_cost = sum((r["raw_cost"] for r in f.recon), Decimal(0))
     f.margin_by_tenant = _rows(
         conn,
         "select tenant_id, revenue_usd, allocated_cost, gross_margin, margin_pct from marts.fct_tenant_margin"
         " where month = %s order by gross_margin desc nulls last",
         [period],
     )
-    if f.margin_by_tenant:
-        f.gross_margin_usd = sum((r["gross_margin"] or Decimal(0) for r in f.margin_by_tenant), Decimal(0))
     f.gate = _rows(
         conn,
         "select check_name, scope, invoice_id, passed, overridden, reason, decided_at from ops.invoice_gate"
@@ -171,7 +181,7 @@ def charts(f: CloseFigures) -> dict[str, str]:
         fig, ax = plt.subplots(figsize=(8, 3.6))
         values = [float(r["gross_margin"]) for r in margins]
         ax.bar([r["tenant_id"] for r in margins], values, color=["#2a7" if v >= 0 else "#c33" for v in values])
-        ax.set_ylabel("gross margin (USD)")
+        ax.set_ylabel("tenant margin (USD): revenue - cost allocated")
         ax.tick_params(axis="x", labelrotation=60, labelsize=7)
         out["margin_by_tenant"] = _svg(fig)
     return out
@@ -180,7 +190,10 @@ def charts(f: CloseFigures) -> dict[str, str]:
 def render(f: CloseFigures) -> str:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
+    from meterline.money import format_money
+
     env = Environment(loader=PackageLoader("meterline.reporting"), autoescape=select_autoescape())
+    env.filters["money"] = format_money
     return env.get_template("close_report.html.j2").render(f=f, charts=charts(f))
 
 
