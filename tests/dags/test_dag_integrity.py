@@ -26,7 +26,7 @@ HEAVY = {
     "dbt",
     "numpy",
     "matplotlib",
-    "reportlab",
+    "weasyprint",
     "meterline.warehouse",
 }
 
