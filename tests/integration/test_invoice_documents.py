@@ -14,7 +14,7 @@ import itertools
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from meterline.catalog.load import load_catalog
 from meterline.cli import main
 from meterline.invoicing import corrections, documents
 from meterline.invoicing.emit import emit, load_document
+from meterline.reporting import close_report
 
 pytestmark = [
     pytest.mark.integration,
@@ -110,6 +111,12 @@ def text_of(pdf: Path) -> str:
     return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
 
 
+def flowing(pdf: Path) -> str:
+    """The page's text in reading order, whitespace collapsed: a phrase wrapped in a cell reads whole."""
+    text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+    return " ".join(text.split())
+
+
 def test_documents_carry_what_an_invoice_needs_and_never_overprint(closed, month_db, tmp_path):
     outbox = tmp_path / "outbox"
     result = emit(closed, PERIOD, str(outbox), issued_at=ISSUED_AT)
@@ -121,6 +128,10 @@ def test_documents_carry_what_an_invoice_needs_and_never_overprint(closed, month
     assert month_db.execute(
         "select status, count(*) from marts.invoice_header where period_start = '2025-03-01' group by 1 order by 1"
     ).fetchall() == [("issued", 4), ("skipped", 1)]
+
+    figures = close_report.gather(month_db, date(2025, 3, 1))
+    assert figures.invoices_by_status == {"issued": 4, "skipped": 1}
+    assert "1 zero invoices skipped" in close_report.render(figures)
 
     # t-0004's invoice: 200.00 x 16/31 = 103.23 EUR, tax 0 % (AT), due 14 days after issue.
     row = month_db.execute(
@@ -159,7 +170,10 @@ def test_documents_carry_what_an_invoice_needs_and_never_overprint(closed, month
     assert "6,857 JPY" in jpy and "623 JPY" in jpy and "1,234 ms" in jpy and "Reverse charge" not in jpy
     assert "Tax 10 % (JP)" in jpy and "6857.00" not in jpy and "6,857.00" not in jpy
     usd = text_of(folder / "INV-2025-000001.pdf")
-    assert "1,500,000 tokens" in usd and "0.00002" in usd and "143.00 USD" in usd
+    usd_flow = flowing(folder / "INV-2025-000001.pdf")  # the description wraps in its column
+    assert "chat_tokens (per_unit, plan team-usd): 1,500,000 tokens" in usd_flow
+    assert usd_flow.count("1,500,000 tokens") == 2  # in the description and the quantity column
+    assert "0.00002" in usd and "143.00 USD" in usd
     for number in ("INV-2025-000001", "INV-2025-000002", "INV-2025-000003"):
         assert_no_overlap(folder / f"{number}.pdf")
 
