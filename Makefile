@@ -20,14 +20,18 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	fi
 	@touch $(STAMP)
 
-# Debian packages the tests use: poppler-utils renders invoice PDFs (pdftoppm, pdftotext),
-# chromium renders the close report, a Java runtime runs the Spark tests (WAREHOUSE_ENGINE=spark).
+# Debian packages: pango lays out the invoice documents (WeasyPrint loads it), poppler-utils
+# reads rendered PDFs back in the tests (pdftoppm, pdftotext), chromium renders the close report,
+# a Java runtime runs the Spark tests (WAREHOUSE_ENGINE=spark).
 # Installed when missing and running as root; otherwise the
 # tests that need them say so and skip.
 SYSTEM_PACKAGES := pdftoppm:poppler-utils chromium:chromium java:openjdk-17-jre-headless
+SYSTEM_LIBRARIES := libpango-1.0.so.0:libpango-1.0-0 libpangoft2-1.0.so.0:libpangoft2-1.0-0
 system-packages:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
 		command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
+	for pair in $(SYSTEM_LIBRARIES); do \
+		/sbin/ldconfig -p 2>/dev/null | grep -q "$${pair%%:*}" || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "[make] installing$$missing"; \

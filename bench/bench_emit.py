@@ -3,7 +3,8 @@
 - emit: `meterline.invoicing.emit.emit` issuing N drafts (one transaction per invoice, gap-free
   numbers, JSON + PDF written to a local outbox, audit rows) vs the baseline: the same headers
   and lines copied into billing.* by two INSERT ... SELECT statements (no documents, no locks).
-- render: building one invoice's JSON and PDF in memory (the share of emission that is reportlab).
+- render: building one invoice's JSON and PDF in memory (the share of emission that is
+  rendering the HTML template with WeasyPrint).
 - gx: importing great_expectations in a fresh interpreter (paid once per process), and one
   `run_suites` of the six GX suites on a small month after the import.
 

@@ -37,6 +37,12 @@ class Settings:
     events_max_line_bytes: int
     events_max_properties_bytes: int
     events_stale_after_days: int
+    # The documents (invoicing.documents): who issues them and when they are due.
+    seller_name: str | None = None
+    seller_address: str | None = None
+    seller_vat_id: str | None = None
+    payment_terms_days: int = 30
+    issue_zero_invoices: bool = False  # read by dbt too (dbt_project.yml var issue_zero_invoices)
 
     @property
     def root(self) -> Path:
@@ -45,6 +51,16 @@ class Settings:
 
 def _local_default(relative: str) -> str:
     return str(project_root() / relative)
+
+
+def _lines(name: str) -> str | None:
+    """A multi-line setting (an address): real newlines or `\\n` between its lines."""
+    value = os.environ.get(name, "").replace("\\n", "\n").strip()
+    return "\n".join(line.strip() for line in value.splitlines() if line.strip()) or None
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("true", "1", "yes")
 
 
 def settings() -> Settings:
@@ -63,6 +79,11 @@ def settings() -> Settings:
         events_max_line_bytes=int(os.environ.get("EVENTS_MAX_LINE_BYTES", 2**30 - 1)),
         events_max_properties_bytes=int(os.environ.get("EVENTS_MAX_PROPERTIES_BYTES", 2**28 - 1)),
         events_stale_after_days=int(os.environ.get("EVENTS_STALE_AFTER_DAYS", 90)),
+        seller_name=os.environ.get("INVOICE_SELLER_NAME", "").strip() or None,
+        seller_address=_lines("INVOICE_SELLER_ADDRESS"),
+        seller_vat_id=os.environ.get("INVOICE_SELLER_VAT_ID", "").strip() or None,
+        payment_terms_days=int(os.environ.get("INVOICE_PAYMENT_TERMS_DAYS", 30)),
+        issue_zero_invoices=_flag("ISSUE_ZERO_INVOICES"),
     )
 
 

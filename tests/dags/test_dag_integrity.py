@@ -27,7 +27,7 @@ HEAVY = {
     "dbt",
     "numpy",
     "matplotlib",
-    "reportlab",
+    "weasyprint",
     "meterline.warehouse",
 }
 

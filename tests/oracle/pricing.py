@@ -38,7 +38,13 @@ class Invoice:
 
     @property
     def status(self) -> str:
-        return "blocked" if self.errors else "open"
+        """Before issue; nothing to bill (no fee, no usage: total 0 and no line of value) is not
+        issued while issue_zero_invoices is off, its default."""
+        if self.errors:
+            return "blocked"
+        if self.total == 0 and not any(line.amount for line in self.lines):
+            return "skipped"
+        return "open"
 
 
 def round_money(amount: Decimal, currency: str) -> Decimal:

@@ -158,6 +158,9 @@ SCHEMAS: dict[str, tuple[str, tuple[str, ...], list[Column]]] = {
             Column("country", _upper_code(2)),
             Column("currency", _upper_code(3)),
             Column("billing_email", _text, required=False),
+            # What the invoices print to address the tenant; optional columns (older exports lack them).
+            Column("address", _text, required=False),
+            Column("vat_id", _text, required=False),
         ],
     ),
     "plans.csv": (

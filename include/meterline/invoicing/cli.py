@@ -111,6 +111,35 @@ def cmd_invoice(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preview(args: argparse.Namespace) -> int:
+    """The document as the HTML page its PDF is rendered from, to open in a browser."""
+    import json
+    from pathlib import Path
+
+    from meterline.errors import InputError
+    from meterline.invoicing import documents
+
+    source = Path(args.document)
+    if source.suffix == ".json":
+        try:
+            data = json.loads(source.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{source}: not a document's JSON ({exc})") from None
+    else:
+        from meterline import warehouse
+        from meterline.invoicing.emit import load_document
+
+        with warehouse.connect(warehouse.url()) as conn:
+            try:
+                data = documents.content(load_document(conn, args.document))
+            except LookupError as exc:
+                raise InputError(f"{exc} (give an invoice number or a document's .json file)") from None
+    output = Path(args.output or f"{data['number']}.html")
+    output.write_text(documents.render_html(data))
+    _say(f"{data['number']}: {output.resolve()}")
+    return 0
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the commands to the `meterline` parser."""
     from meterline.quality.suites import DBT_BILLING_SELECT
@@ -167,6 +196,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         if action.documents:
             one.add_argument("--outbox", default=None, help="where the documents go; OUTBOX_URL by default")
         one.set_defaults(func=cmd_invoice)
+    preview = actions.add_parser(
+        "preview",
+        help="write an invoice or credit note as the HTML page its PDF is rendered from (open it in a browser)",
+    )
+    preview.add_argument("document", help="an issued invoice's number, or a document's .json file from the outbox")
+    preview.add_argument("--output", "-o", default=None, help="the HTML file to write (default: <number>.html)")
+    preview.set_defaults(func=cmd_preview)
 
 
 # The command line's names for the correction's params.

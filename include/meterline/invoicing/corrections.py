@@ -24,7 +24,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from meterline import audit, warehouse
+from meterline import audit, config, warehouse
 from meterline.errors import InputError
 from meterline.invoicing import publish
 from meterline.invoicing.actions import ACTIONS, missing
@@ -204,13 +204,26 @@ def issue_credit_note(
         # The customer reads "credit against invoice N"; the operator's reason stays with the credit
         # note's row (billing.credit_notes.reason) and the audit log, never on the document.
         line = Line(1, "credit", f"Credit against invoice {invoice_number}", -amount)
+        # Addressed as the invoice was (its buyer, tax country and rate), from the seller configured now.
+        settings = config.settings()
+        parties = {
+            "buyer_address": invoice["buyer_address"],
+            "buyer_vat_id": invoice["buyer_vat_id"],
+            "country": invoice["country"],
+            "tax_rate": invoice["tax_rate"],
+            "seller_name": settings.seller_name,
+            "seller_address": settings.seller_address,
+            "seller_vat_id": settings.seller_vat_id,
+        }
         conn.execute(
             "insert into billing.credit_notes (credit_note_id, credit_note_number, invoice_id, tenant_id, tenant_name,"
-            " billing_email, currency, subtotal, tax, total, reason, created_by, issued_at)"
-            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " billing_email, currency, subtotal, tax, total, reason, created_by, issued_at, buyer_address,"
+            " buyer_vat_id, country, tax_rate, seller_name, seller_address, seller_vat_id)"
+            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 note_id, number, invoice["invoice_id"], invoice["tenant_id"], invoice["tenant_name"],
                 invoice["billing_email"], currency, -amount, -tax, -(amount + tax), reason, actor, issued_at,
+                *parties.values(),
             ],
         )  # fmt: skip
         conn.execute(
@@ -238,6 +251,7 @@ def issue_credit_note(
             lines=(line,),
             content_hash=content_hash,
             references={"credited_invoice": invoice_number},
+            **parties,
         )
         zone = outbox(outbox_url)
         staged = publish.stage(zone, doc)

@@ -1,22 +1,31 @@
 """The documents a tenant receives: one JSON and one PDF per invoice or credit note.
 
 Both are rendered from the same `Document`, which is built from the issued rows; so a document
-lost from the outbox can be rendered again, byte for byte the same JSON, from the warehouse.
-Both carry the document's content hash as the warehouse stores it: defined once, in SQL
-(`billing.invoice_content_hash` / `billing.credit_note_content_hash`, 090_billing_owner.sql),
-written when the document is issued and checked by the gate and a dbt test.
+lost from the outbox can be rendered again, byte for byte the same JSON and PDF, from the
+warehouse. Both carry the document's content hash as the warehouse stores it: defined once, in
+SQL (`billing.invoice_content_hash` / `billing.credit_note_content_hash`, 090_billing_owner.sql
+and 100_invoice_document.sql), written when the document is issued and checked by the gate and
+a dbt test.
+
+The JSON is the data; one HTML/CSS template (`templates/document.html.j2`) renders it, for the
+PDF (WeasyPrint, so the layout follows the content: a long name or address wraps instead of
+overprinting) and for a browser preview (`render_html`, `meterline invoice preview`). The
+template formats, it computes nothing: amounts in the currency's minor units (money.format_money),
+unit prices to at most 6 decimals, quantities with thousands separators in the metric's unit.
+The PDF's metadata dates are the issue instant and its file identifier follows from the content
+hash, so the same document gives the same bytes.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
 from typing import Any
 
-from meterline.money import format_money
+from meterline.money import PRICE_SCALE, format_money, minor_units
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,7 @@ class Line:
     metric_code: str | None = None
     quantity: Decimal | None = None
     unit_price: Decimal | None = None
+    unit: str | None = None  # the catalog metric's unit of the quantity
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,18 @@ class Document:
     lines: tuple[Line, ...]
     content_hash: str  # billing.invoice_content_hash / credit_note_content_hash of the stored rows
     references: dict[str, str] = field(default_factory=dict)  # e.g. credited invoice, replaced invoice
+    # Parties and terms, as stored with the issued document (100_invoice_document.sql); None on
+    # documents issued before they were recorded.
+    seller_name: str | None = None
+    seller_address: str | None = None
+    seller_vat_id: str | None = None
+    buyer_address: str | None = None
+    buyer_vat_id: str | None = None
+    country: str | None = None  # the tax country (the tenant's)
+    tax_rate: Decimal | None = None  # 0.19 = 19 %
+    service_start: date | None = None  # the service billed, end exclusive (like period_end)
+    service_end: date | None = None
+    due_date: date | None = None
 
     @property
     def folder(self) -> str:
@@ -87,78 +109,96 @@ def render_json(doc: Document) -> bytes:
     return (json.dumps(content(doc), sort_keys=True, indent=2) + "\n").encode()
 
 
+def _amount(value: str | Decimal | None, currency: str) -> str:
+    return "" if value is None else format_money(Decimal(value), currency)
+
+
+def _price(value: str | Decimal | None, currency: str) -> str:
+    """A unit price: at least the currency's minor units, at most PRICE_SCALE decimals."""
+    if value is None:
+        return ""
+    price = Decimal(value).quantize(Decimal(1).scaleb(-PRICE_SCALE), rounding=ROUND_HALF_UP)
+    digits = max(minor_units(currency), -price.normalize().as_tuple().exponent)
+    return f"{price:,.{digits}f}"
+
+
+def _quantity(value: str | Decimal | None, unit: str | None = None) -> str:
+    if value is None:
+        return ""
+    number = f"{Decimal(value).normalize():,f}"
+    return f"{number} {unit}" if unit else number
+
+
+def _percent(rate: str | Decimal | None) -> str:
+    return "" if rate is None else f"{(Decimal(rate) * 100).normalize():f} %"
+
+
+def _day(value: str | None) -> str:
+    return "" if value is None else date.fromisoformat(value[:10]).strftime("%d %b %Y").lstrip("0")
+
+
+def _last_day(end: str | None) -> str:
+    """The last day of a period given by its exclusive end."""
+    return "" if end is None else _day(date.fromordinal(date.fromisoformat(end).toordinal() - 1).isoformat())
+
+
+def presented_lines(data: dict[str, Any]) -> list[dict[str, str]]:
+    """The lines as printed: a line priced as a whole (a prorated base fee, a true-up, a credit)
+    reads 1 x its amount, its description saying how it was prorated; a metered line reads its
+    quantity in the metric's unit x its unit price."""
+    currency = data["currency"]
+    out = []
+    for line in data["lines"]:
+        if line["quantity"] is None:
+            quantity, price = "", ""
+        elif line["kind"] in ("base_fee", "minimum_commit", "credit"):
+            quantity, price = "1", _price(line["amount"], currency)
+        else:
+            quantity, price = _quantity(line["quantity"], line.get("unit")), _price(line["unit_price"], currency)
+        out.append(
+            {
+                "description": line["description"],
+                "quantity": quantity,
+                "unit_price": price,
+                "amount": _amount(line["amount"], currency),
+            }
+        )
+    return out
+
+
+@cache
+def _environment():
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("meterline.invoicing"), autoescape=select_autoescape(), undefined=StrictUndefined
+    )
+    env.filters.update(amount=_amount, percent=_percent, day=_day, last_day=_last_day)
+    return env
+
+
+def render_html(doc: Document | dict[str, Any]) -> str:
+    """The document as one HTML page (the PDF's source and the browser preview), from its JSON
+    content: a `Document` or the dict its JSON file holds."""
+    data = content(doc) if isinstance(doc, Document) else doc
+    tax_rate = None if data.get("tax_rate") is None else Decimal(data["tax_rate"])
+    credits = Decimal(data["credits"])
+    return (
+        _environment()
+        .get_template("document.html.j2")
+        .render(
+            d=data,
+            title="Invoice" if data["kind"] == "invoice" else "Credit note",
+            lines=presented_lines(data),
+            reverse_charge=tax_rate == 0,
+            credits=_amount(-credits if credits else credits, data["currency"]),
+        )
+    )
+
+
 def render_pdf(doc: Document) -> bytes:
-    """A one-page A4 document (more pages when the lines need them) with reportlab."""
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import getSampleStyleSheet
-    from reportlab.lib.units import mm
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    """The HTML page as an A4 PDF (more pages when the lines need them), by WeasyPrint: the same
+    bytes for the same document (dates from the issue, identifier from the content hash)."""
+    from weasyprint import HTML
 
-    styles = getSampleStyleSheet()
-    title = "Invoice" if doc.kind == "invoice" else "Credit note"
-    buffer = io.BytesIO()
-    pdf = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        title=f"{title} {doc.number}",
-        author="meterline",
-        invariant=1,  # same bytes for the same content: no creation date or random id
-        leftMargin=18 * mm,
-        rightMargin=18 * mm,
-    )
-    story: list = [Paragraph(f"{title} {doc.number}", styles["Title"])]
-    facts = [
-        ("Tenant", f"{doc.tenant_name} ({doc.tenant_id})"),
-        ("Billing email", doc.billing_email or "-"),
-        ("Subscription", doc.subscription_id),
-        ("Period", f"{doc.period_start.isoformat()} to {doc.period_end.isoformat()} (exclusive)"),
-        ("Issued", doc.issued_at.strftime("%Y-%m-%d %H:%M UTC")),
-        ("Currency", doc.currency),
-    ]
-    facts += [(label.replace("_", " ").capitalize(), value) for label, value in sorted(doc.references.items())]
-    story.append(Table(facts, colWidths=[35 * mm, 130 * mm], hAlign="LEFT"))
-    story.append(Spacer(1, 6 * mm))
-
-    rows = [["#", "Description", "Quantity", "Unit price", "Amount"]]
-    for line in doc.lines:
-        rows.append(
-            [
-                str(line.line_no),
-                Paragraph(line.description, styles["BodyText"]),
-                "" if line.quantity is None else f"{line.quantity.normalize():f}",
-                "" if line.unit_price is None else f"{line.unit_price.normalize():f}",
-                format_money(line.amount, doc.currency),
-            ]
-        )
-    lines = Table(rows, colWidths=[10 * mm, 80 * mm, 25 * mm, 25 * mm, 34 * mm], repeatRows=1)
-    lines.setStyle(
-        TableStyle(
-            [
-                ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey),
-                ("ALIGN", (2, 0), (-1, -1), "RIGHT"),
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black),
-            ]
-        )
-    )
-    story += [lines, Spacer(1, 6 * mm)]
-    totals = [
-        ("Subtotal", format_money(doc.subtotal, doc.currency)),
-        ("Credits", format_money(-doc.credits if doc.credits else doc.credits, doc.currency)),
-        ("Tax", format_money(doc.tax, doc.currency)),
-        ("Total", format_money(doc.total, doc.currency)),
-    ]
-    summary = Table(totals, colWidths=[40 * mm, 40 * mm], hAlign="RIGHT")
-    summary.setStyle(
-        TableStyle(
-            [
-                ("ALIGN", (1, 0), (1, -1), "RIGHT"),
-                ("FONTNAME", (0, -1), (-1, -1), "Helvetica-Bold"),
-                ("LINEABOVE", (0, -1), (-1, -1), 0.5, colors.black),
-            ]
-        )
-    )
-    story += [summary, Spacer(1, 6 * mm), Paragraph(f"Content hash: {doc.content_hash}", styles["Code"])]
-    pdf.build(story)
-    return buffer.getvalue()
+    return HTML(string=render_html(doc)).write_pdf(pdf_identifier=doc.content_hash[:32].encode())

@@ -11,6 +11,9 @@ The gate's decision covers the data it read: when the period's inputs changed si
 files, rejections, a CUR delivery, a catalog load, a manual credit) nothing is issued, and a draft
 whose content changed is not issued, until the gate runs again.
 
+A zero invoice (no fee and no usage) is not issued unless `issue_zero_invoices` is on: dbt
+decides it (invoice_drafts.is_skipped) and the emitter obeys, counting it as skipped.
+
 One draft that cannot be issued (a pricing error, a figure that cannot be rendered, anything
 unexpected) is blocked with its reason and the others are issued; the result says so.
 """
@@ -21,13 +24,13 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
-from meterline import audit, warehouse
+from meterline import audit, config, warehouse
 from meterline.invoicing import documents, publish
 from meterline.invoicing.documents import Document, Line
 from meterline.invoicing.gate import GateFailed, changed_inputs, gate_inputs, latest_decision, watermarks
@@ -59,6 +62,7 @@ class EmitResult:
     issued: list[str] = field(default_factory=list)  # invoice numbers issued by this run
     already_issued: list[str] = field(default_factory=list)  # draft ids issued earlier
     blocked: dict[str, list[str]] = field(default_factory=dict)  # draft id -> reasons
+    skipped: dict[str, str] = field(default_factory=dict)  # draft id -> why not issued (a zero invoice)
     failed: dict[str, str] = field(default_factory=dict)  # draft id -> what went wrong issuing it
     documents: list[str] = field(default_factory=list)  # URIs written
     repaired: list[str] = field(default_factory=list)  # documents re-rendered for issued invoices
@@ -72,7 +76,8 @@ class EmitResult:
     def summary(self) -> str:
         head = (
             f"emit {self.period} (gate {self.gate_run_id}): issued {len(self.issued)}, already issued"
-            f" {len(self.already_issued)}, blocked {len(self.blocked)}, failed {len(self.failed)},"
+            f" {len(self.already_issued)}, blocked {len(self.blocked)}, zero invoices skipped {len(self.skipped)},"
+            f" failed {len(self.failed)},"
             f" documents repaired {len(self.repaired)}, orphans removed {len(self.removed)}"
         )
         return "\n".join([head, *(f"  not issued {d}: {why}" for d, why in sorted(self.failed.items()))])
@@ -126,10 +131,21 @@ def document_from_rows(invoice: dict[str, Any], lines: list[dict[str, Any]], ref
                 metric_code=line["metric_code"],
                 quantity=line["quantity"],
                 unit_price=line["unit_price"],
+                unit=line.get("unit"),
             )
             for line in lines
         ),
         references=references,
+        seller_name=invoice.get("seller_name"),
+        seller_address=invoice.get("seller_address"),
+        seller_vat_id=invoice.get("seller_vat_id"),
+        buyer_address=invoice.get("buyer_address"),
+        buyer_vat_id=invoice.get("buyer_vat_id"),
+        country=invoice.get("country"),
+        tax_rate=invoice.get("tax_rate"),
+        service_start=invoice.get("service_start"),
+        service_end=invoice.get("service_end"),
+        due_date=invoice.get("due_date"),
     )
 
 
@@ -177,7 +193,7 @@ def issue_draft(
     if missing:
         raise DraftInvalid(f"draft {draft_id}: {', '.join(missing)} missing")
     lines = cur.execute(
-        "select line_no, kind, metric_code, description, quantity, unit_price, amount"
+        "select line_no, kind, metric_code, description, quantity, unit_price, amount, unit"
         " from marts.invoice_draft_lines where invoice_id = %s order by line_no",
         [draft_id],
     ).fetchall()
@@ -185,6 +201,7 @@ def issue_draft(
     invoice_id = uuid.uuid4()
     issued_at = issued_at or datetime.now(UTC)
     number = next_number(conn, "INV", issued_at.year)
+    settings = config.settings()
     invoice = {
         "invoice_id": invoice_id,
         "invoice_number": number,
@@ -200,20 +217,33 @@ def issue_draft(
         "tax": draft["tax"],
         "total": draft["total"],
         "issued_at": issued_at,
+        "buyer_address": draft["buyer_address"],
+        "buyer_vat_id": draft["buyer_vat_id"],
+        "country": draft["country"],
+        "tax_rate": draft["tax_rate"],
+        "service_start": draft["service_start"],
+        "service_end": draft["service_end"],
+        "due_date": issued_at.astimezone(UTC).date() + timedelta(days=settings.payment_terms_days),
+        "seller_name": settings.seller_name,
+        "seller_address": settings.seller_address,
+        "seller_vat_id": settings.seller_vat_id,
     }
     conn.execute(
         "insert into billing.invoices (invoice_id, invoice_number, draft_id, tenant_id, tenant_name, billing_email,"
         " subscription_id, period_start, period_end, currency, subtotal, credits, tax, total, status, issued_at,"
-        " replaces_invoice_id)"
+        " replaces_invoice_id, buyer_address, buyer_vat_id, country, tax_rate, service_start, service_end, due_date,"
+        " seller_name, seller_address, seller_vat_id)"
         " values (%(invoice_id)s, %(invoice_number)s, %(draft_id)s, %(tenant_id)s, %(tenant_name)s,"
         " %(billing_email)s, %(subscription_id)s, %(period_start)s, %(period_end)s, %(currency)s, %(subtotal)s,"
-        " %(credits)s, %(tax)s, %(total)s, 'issued', %(issued_at)s, %(replaces)s)",
+        " %(credits)s, %(tax)s, %(total)s, 'issued', %(issued_at)s, %(replaces)s, %(buyer_address)s,"
+        " %(buyer_vat_id)s, %(country)s, %(tax_rate)s, %(service_start)s, %(service_end)s, %(due_date)s,"
+        " %(seller_name)s, %(seller_address)s, %(seller_vat_id)s)",
         invoice | {"draft_id": draft_id, "replaces": replaces_invoice_id},
     )
     conn.execute(
         "insert into billing.invoice_line_items (invoice_id, line_no, kind, metric_code, description, quantity,"
-        " unit_price, amount) select %s, line_no, kind, metric_code, description, quantity, unit_price, amount"
-        " from marts.invoice_draft_lines where invoice_id = %s",
+        " unit_price, amount, unit) select %s, line_no, kind, metric_code, description, quantity, unit_price,"
+        " amount, unit from marts.invoice_draft_lines where invoice_id = %s",
         [invoice_id, draft_id],
     )
     grants = conn.execute(
@@ -345,22 +375,22 @@ def emit(
                 f"data changed since the gate at {decision.decided_at:%Y-%m-%d %H:%M} UTC ({'; '.join(changed)});"
                 f" nothing emitted: rebuild and re-run the gate (meterline close --period {period})"
             )
-        drafts = [
-            d
-            for (d,) in conn.execute(
-                "select invoice_id from marts.invoice_drafts where period_start = %s order by invoice_id",
-                [period.start],
-            ).fetchall()
-        ]
+        drafts = conn.execute(
+            "select invoice_id, skip_reason from marts.invoice_drafts where period_start = %s order by invoice_id",
+            [period.start],
+        ).fetchall()
     result = EmitResult(period, decision.run_id)
     result.removed, result.repaired = sweep_documents(conninfo, period, zone)
     blocked = decision.blocked_invoices
     gate_time = f"{decision.decided_at:%Y-%m-%d %H:%M} UTC"
     # One connection, one transaction per invoice: the advisory locks are transaction-scoped.
     with warehouse.connect(conninfo, autocommit=True) as conn:
-        for draft_id in drafts:
+        for draft_id, skip_reason in drafts:
             if draft_id in blocked:
                 result.blocked[draft_id] = blocked[draft_id]
+                continue
+            if skip_reason is not None:
+                result.skipped[draft_id] = skip_reason
                 continue
             if draft_id not in gated.hashes:
                 result.failed[draft_id] = f"not covered by the gate at {gate_time}: re-run the gate"

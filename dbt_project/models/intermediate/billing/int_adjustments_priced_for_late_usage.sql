@@ -175,7 +175,9 @@ final as (
         || '): ' || differences.kind || coalesce(' ' || nullif(differences.metric_key, ''), '')
         || coalesce(', ' || late_events.late_event_count || ' late events', '') as description,
         differences.quantity,
-        cast(null as numeric) as unit_price,
+        -- the difference's price per unit (its average where tiers apply), to the 6 decimals
+        -- unit prices keep; none when only the amount changed
+        round(differences.amount / nullif(differences.quantity, 0), 6) as unit_price,
         differences.amount,
         live_issued.draft_id as adjusted_invoice_id,
         live_issued.issued_invoice_id,

@@ -98,11 +98,12 @@ usage_lines as (
         'usage' as kind,
         usage_priced.metric_code,
         usage_priced.metric_code || ' (' || usage_priced.model || ', plan ' || usage_priced.plan_id || '): '
-        || usage_priced.usage_quantity::text || ' ' || coalesce(usage_priced.unit, 'units')
+        || {{ quantity_text('usage_priced.usage_quantity') }} || ' ' || coalesce(usage_priced.unit, 'units')
         || case when usage_priced.included_units > 0
-            then ', ' || usage_priced.included_units::text || ' included' else '' end
+            then ', ' || {{ quantity_text('usage_priced.included_units') }} || ' included' else '' end
         || case when usage_priced.model = 'package'
-            then ', ' || usage_priced.packages::text || ' package(s) of ' || usage_priced.package_size::text
+            then ', ' || {{ quantity_text('usage_priced.packages') }} || ' package(s) of '
+                || {{ quantity_text('usage_priced.package_size') }}
             else '' end
         || case when usage_priced.model = 'graduated' and usage_priced.graduated_detail is not null
             then ', ' || usage_priced.graduated_detail else '' end
@@ -130,7 +131,7 @@ overage_lines as (
         usage_priced.segment_started_at,
         'overage' as kind,
         usage_priced.metric_code,
-        usage_priced.metric_code || ' above the quota of ' || usage_priced.quota_limit::text
+        usage_priced.metric_code || ' above the quota of ' || {{ quantity_text('usage_priced.quota_limit') }}
         || ' per month' as description,
         usage_priced.overage_quantity as quantity,
         usage_priced.overage_unit_price as unit_price,

@@ -1,5 +1,8 @@
 -- One row per draft invoice (subscription and month) with what pricing needs beyond its lines:
--- currency and minor unit, the tax rate, and every pricing configuration error that blocks it.
+-- currency and minor unit, the tax rate, and every pricing configuration error that blocks it;
+-- and what its document prints beyond the figures: the service period actually billed (from the
+-- first active day to the end of the last, exclusive: a subscription started on the 16th bills
+-- from the 16th) and the buyer's address and VAT id, from the catalog as it was at the close.
 --
 -- Tax point: the last day of the period. The rate is the tenant's country's rate valid on that
 -- day (valid_from <= day < valid_to), so a rate change inside the month applies to the month's
@@ -54,6 +57,9 @@ invoices as (
         min(period_start) as period_start,
         min(period_end) as period_end,
         min(priced_at) as priced_at,
+        -- the days active_days counts (int_subscriptions_split_by_month): end exclusive
+        (min(active_from) at time zone 'UTC')::date as service_start,
+        (max(active_to) at time zone 'UTC')::date as service_end,
         sum(active_days) as active_days,
         count(*) as segment_count
     from segments
@@ -68,6 +74,8 @@ with_tenant as (
         tenants.tenant_id is not null as tenant_found,
         tenants.country,
         tenants.currency,
+        tenants.address as buyer_address,
+        tenants.vat_id as buyer_vat_id,
         currencies.minor_units,
         (invoices.period_end - 1) as tax_date
     from invoices
@@ -158,10 +166,14 @@ final as (
         with_tax.tenant_id,
         with_tax.period_start,
         with_tax.period_end,
+        with_tax.service_start,
+        with_tax.service_end,
         with_tax.priced_at,
         with_tax.active_days,
         with_tax.segment_count,
         with_tax.country,
+        with_tax.buyer_address,
+        with_tax.buyer_vat_id,
         with_tax.currency,
         with_tax.minor_units,
         with_tax.tax_date,

@@ -209,7 +209,7 @@ tier_amounts as (
         string_agg(
             case when model = 'graduated' and billable_quantity > lower_bound then
                 'tier ' || tier || ': '
-                || (least(billable_quantity, coalesce(up_to, billable_quantity)) - lower_bound)::text
+                || {{ quantity_text('least(billable_quantity, coalesce(up_to, billable_quantity)) - lower_bound') }}
                 || ' x ' || unit_price::text
                 || case when flat_fee > 0 then ' + ' || flat_fee::text else '' end
             end,

@@ -4,6 +4,8 @@
 -- per manual credit used (int_credit_grants_applied_to_drafts, credit_grant_id set). line_no
 -- orders them: base fees, usage per metric, overage, minimum-commitment true-up, adjustments,
 -- credit, manual credits oldest first.
+-- unit: the catalog metric's unit of a line's quantity (usage, overage, adjustment), for the
+-- document to print quantities in it.
 -- The emitter copies these into billing.invoice_line_items at issue, as they are.
 
 with
@@ -35,6 +37,12 @@ grants_used as (
 invoices as (
 
     select * from {{ ref('int_invoices_configured') }}
+
+),
+
+metrics as (
+
+    select * from {{ ref('stg_catalog__metrics') }}
 
 ),
 
@@ -104,6 +112,7 @@ final as (
         all_lines.quantity,
         all_lines.unit_price,
         all_lines.amount,
+        metrics.unit,
         all_lines.credit_grant_id,
         -- what the issued invoice records as used of that grant (billing.credit_applications)
         case when all_lines.credit_grant_id is not null then -all_lines.amount end as credit_grant_amount,
@@ -114,6 +123,8 @@ final as (
     from all_lines
     inner join invoices
         on invoices.invoice_id = all_lines.invoice_id
+    left join metrics
+        on metrics.metric_code = all_lines.metric_code
 
 )
 

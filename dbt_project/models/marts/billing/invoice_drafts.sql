@@ -8,6 +8,12 @@
 -- tax = the rate of the catalog snapshot valid at the period's close x (subtotal - credits),
 -- rounded half-up to the minor unit; total = subtotal - credits + tax.
 --
+-- Zero invoices (is_zero_invoice): a draft with nothing to bill, no fee and no usage (total 0 and
+-- no line of non-zero amount; a draft whose charges credits reduce to 0 is not one). Unless var
+-- issue_zero_invoices (env ISSUE_ZERO_INVOICES) is true, such a draft is not issued (is_skipped,
+-- skip_reason): the emitter skips it and invoice_header shows it as skipped, so a close accounts
+-- for every draft. A draft with a pricing error is blocked, never skipped.
+--
 -- content_hash fingerprints the draft's figures and lines: the gate records it, and the emitter
 -- issues a draft only while it is unchanged.
 --
@@ -24,6 +30,7 @@
 {%- set history_months = var('plausibility_history_months', 6) %}
 {%- set min_months = var('plausibility_min_months', 3) %}
 {%- set max_total_usd = var('plausibility_max_total_usd', 1000000) %}
+{%- set issue_zero_invoices = var('issue_zero_invoices', false) | string | lower in ('true', '1', 'yes') %}
 
 with
 
@@ -52,6 +59,7 @@ line_totals as (
         coalesce(sum(amount) filter (where kind <> 'credit'), 0) as subtotal,
         coalesce(-sum(amount) filter (where kind = 'credit'), 0) as credits,
         count(*) as line_count,
+        count(*) filter (where amount <> 0) as valued_line_count,
         coalesce(max(abs(amount)), 0) as max_abs_amount,
         coalesce(max(abs(quantity)), 0) as max_abs_quantity,
         string_agg(
@@ -88,6 +96,7 @@ figures as (
             'invoices.minor_units'
         ) }} as tax,
         coalesce(line_totals.line_count, 0) as line_count,
+        coalesce(line_totals.valued_line_count, 0) as valued_line_count,
         coalesce(line_totals.max_abs_amount, 0) as max_abs_amount,
         coalesce(line_totals.max_abs_quantity, 0) as max_abs_quantity,
         line_totals.lines_text
@@ -212,10 +221,14 @@ final as (
         totals.subscription_id,
         totals.period_start,
         totals.period_end,
+        totals.service_start,
+        totals.service_end,
         totals.priced_at,
         totals.currency,
         totals.minor_units,
         totals.country,
+        totals.buyer_address,
+        totals.buyer_vat_id,
         totals.tax_date,
         totals.tax_rate,
         totals.subtotal,
@@ -229,6 +242,17 @@ final as (
         totals.pricing_errors,
         review.invoice_id is not null as needs_review,
         review.plausibility_errors,
+        coalesce(totals.total = 0 and totals.valued_line_count = 0, false) as is_zero_invoice,
+        coalesce(
+            totals.total = 0 and totals.valued_line_count = 0 and not totals.has_pricing_error
+            and not {{ issue_zero_invoices }},
+            false
+        ) as is_skipped,
+        case
+            when totals.total = 0 and totals.valued_line_count = 0 and not totals.has_pricing_error
+                and not {{ issue_zero_invoices }}
+                then 'zero invoice: no fee and no usage (issue_zero_invoices is off)'
+        end as skip_reason,
         md5(
             concat_ws(
                 '|', totals.invoice_id, totals.tenant_id, totals.subscription_id, totals.period_start,

@@ -6,7 +6,8 @@
 -- issued figures are shown; the draft's own stay in draft_*); otherwise `blocked` when the draft
 -- has a pricing configuration error or the latest gate run of its period (ops.invoice_gate,
 -- latest run by decided_at) has a failing, not overridden check of scope period or of scope
--- invoice naming it; otherwise `open`. blocked_reason lists every reason.
+-- invoice naming it; otherwise `skipped` for a zero invoice that is not issued
+-- (invoice_drafts.is_skipped: issue_zero_invoices is off); otherwise `open`. blocked_reason lists every reason.
 
 {{ config(materialized='view') }}
 
@@ -90,6 +91,7 @@ final as (
         case
             when live_issued.invoice_id is not null then live_issued.status
             when drafts.has_pricing_error or gate_blocks.gate_reasons is not null then 'blocked'
+            when drafts.is_skipped then 'skipped'
             else 'open'
         end as status,
         case
@@ -110,6 +112,7 @@ final as (
         drafts.has_pricing_error,
         drafts.pricing_errors,
         drafts.needs_review,
+        drafts.skip_reason,
         drafts.plausibility_errors,
         drafts.content_hash,
         live_issued.invoice_id as issued_invoice_id,

@@ -17,7 +17,10 @@ renamed as (
         name,
         upper(country) as country,
         upper(currency) as currency,
-        billing_email
+        billing_email,
+        -- optional: the postal address (lines as written) and VAT id the documents print
+        nullif(trim(address), '') as address,
+        nullif(trim(vat_id), '') as vat_id
 
     from source
 
