@@ -34,7 +34,13 @@ from meterline.synthetic.catalog import generate_catalog
 
 PERIOD = date(2026, 10, 1)
 DATABASE = "meterline_bench_invoices"
-INVOICE_MODELS = ["path:models/intermediate/billing", "path:models/marts/billing", "--exclude", "fct_tenant_margin"]
+INVOICE_MODELS = [
+    "path:models/intermediate/billing",
+    "path:models/marts/billing",
+    "--exclude",
+    "fct_tenant_margin",
+    "fct_period_margin",
+]
 # One month's drafts, built as of that month's close (dbt var as_of; the period vars narrow to it).
 VARS = json.dumps(
     {

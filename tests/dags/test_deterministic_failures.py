@@ -65,7 +65,7 @@ def test_an_event_file_that_cannot_be_opened_fails_the_day_without_retries(airfl
         connection = {"conn_type": "http", "schema": "http", "host": "127.0.0.1", "port": port}
         connection["extra"] = {"endpoint": "/hooks/budgets"}
         env = {"LANDING_URL": str(tmp_path / "landing"), "AIRFLOW_CONN_ALERT_WEBHOOK": json.dumps(connection)}
-        output = dags_test(airflow | env, "ingest_usage_events", {}, "2025-03-05")
+        output = dags_test(airflow | env, "ingest_usage_events", {}, "2025-03-04")  # the run of day D is D
     finally:
         hook.server.shutdown()
     message = (

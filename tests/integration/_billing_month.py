@@ -28,8 +28,8 @@ BILLING_SELECTION = [
     "--indirect-selection",
     "cautious",
 ]
-# fct_tenant_margin needs the cost area's fact_cost_allocated.
-EXCLUDE = ["fct_tenant_margin"]
+# The margins read the cost area (fct_tenant_margin: fact_cost_allocated; fct_period_margin: it and fact_cost_raw).
+EXCLUDE = ["fct_tenant_margin", "fct_period_margin"]
 
 USAGE_DDL = """
 create table if not exists marts.usage_metered_hourly (
