@@ -156,15 +156,17 @@ def test_every_long_running_service_has_a_healthcheck_and_a_restart_policy(compo
     assert '"$${HOSTNAME}"' in tests["airflow-triggerer"]
 
 
-def test_airflow_runs_as_airflow_uid_with_a_fernet_key_from_the_environment(compose):
+def test_airflow_runs_as_airflow_uid_with_its_secrets_from_the_environment(compose):
     for name in LONG_RUNNING_AIRFLOW | {"airflow-init"}:
         service = compose["services"][name]
         assert service["user"] == "${AIRFLOW_UID:-50000}:0", name
-        # No default key: `docker compose up` stops and says what to set.
+        # No default key or secret: `docker compose up` stops and says what to set.
         key = service["environment"]["AIRFLOW__CORE__FERNET_KEY"]
         assert key.startswith("${AIRFLOW_FERNET_KEY:?") and key.endswith("}"), name
+        secret = service["environment"]["AIRFLOW__API_AUTH__JWT_SECRET"]
+        assert secret.startswith("${AIRFLOW_JWT_SECRET:?") and secret.endswith("}"), name
     readme = (ROOT / "README.md").read_text()
-    assert "AIRFLOW_FERNET_KEY" in readme and "AIRFLOW_UID" in readme
+    assert all(name in readme for name in ("AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_UID"))
 
 
 def test_images_are_pinned(compose):
