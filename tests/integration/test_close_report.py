@@ -85,6 +85,22 @@ def test_daily_usage_is_drawn_on_a_log_scale_so_small_tenants_show():
     assert "events per day (log scale)" in section
 
 
+def test_charts_name_tenants_as_the_catalog_does():
+    """Tenants by catalog name in the legend and under the bars (matplotlib keeps each label's
+    text in a comment beside its glyphs); two tenants of one name keep their ids beside it."""
+    f = figures()
+    names = {"t-0001": "Acme Ltd", "t-0002": "Acme Ltd"}
+    f.daily_usage = [{**r, "tenant_name": names[r["tenant_id"]]} for r in f.daily_usage]
+    f.margin_by_tenant = [{**r, "tenant_name": "Zeta GmbH" if r["tenant_id"] == "t-0001" else None}
+                          for r in f.margin_by_tenant]  # fmt: skip
+    page = render(f)
+    usage = page.split('id="chart-daily_usage"')[1].split("</figure>")[0]
+    assert "<!-- Acme Ltd (t-0001) -->" in usage and "<!-- Acme Ltd (t-0002) -->" in usage
+    margins = page.split('id="chart-margin_by_tenant"')[1].split("</figure>")[0]
+    assert "<!-- Zeta GmbH -->" in margins and "<!-- t-0002 -->" in margins  # no name: the id
+    assert "<!-- t-0001 -->" not in margins
+
+
 def test_an_empty_period_says_so_instead_of_drawing():
     html = render(CloseFigures(period=date(2026, 10, 1)))
     assert html.count("No data for this chart.") == len(CHARTS)

@@ -88,8 +88,9 @@ def gather(conn: psycopg.Connection, period: date) -> CloseFigures:
     )
     f.margin_by_tenant = _rows(
         conn,
-        "select tenant_id, revenue_usd, allocated_cost, gross_margin, margin_pct from marts.fct_tenant_margin"
-        " where month = %s order by gross_margin desc nulls last",
+        "select m.tenant_id, t.name as tenant_name, m.revenue_usd, m.allocated_cost, m.gross_margin, m.margin_pct"
+        " from marts.fct_tenant_margin m left join staging.stg_catalog__tenants t using (tenant_id)"
+        " where m.month = %s order by m.gross_margin desc nulls last",
         [period],
     )
     f.gate = _rows(
@@ -110,7 +111,9 @@ def gather(conn: psycopg.Connection, period: date) -> CloseFigures:
             group by 1, 2
         ),
         top as (select tenant_id from daily group by tenant_id order by sum(events) desc limit 5)
-        select day, tenant_id, events from daily join top using (tenant_id) order by day, tenant_id
+        select day, tenant_id, n.name as tenant_name, events
+        from daily join top using (tenant_id) left join staging.stg_catalog__tenants n using (tenant_id)
+        order by day, tenant_id
         """,
         [period, period],
     )
@@ -140,6 +143,14 @@ def _svg(fig) -> str:
     return text[text.index("<svg") :]
 
 
+def _tenant_labels(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Each tenant as finance knows it: its catalog name, else its id; a name two tenants share
+    gets the id beside it, so no two bars or lines take the same label."""
+    names = {str(r["tenant_id"]): r.get("tenant_name") or str(r["tenant_id"]) for r in rows}
+    shared = {n for n in names.values() if list(names.values()).count(n) > 1}
+    return {t: f"{n} ({t})" if n in shared else n for t, n in names.items()}
+
+
 def charts(f: CloseFigures) -> dict[str, str]:
     """Each chart as an inline SVG string; a chart without data says so instead."""
     import matplotlib
@@ -150,9 +161,10 @@ def charts(f: CloseFigures) -> dict[str, str]:
     out: dict[str, str] = {}
     if f.daily_usage:
         fig, ax = plt.subplots(figsize=(8, 3.2))
+        labels = _tenant_labels(f.daily_usage)
         for tenant in sorted({r["tenant_id"] for r in f.daily_usage}):
             points = [(r["day"], r["events"]) for r in f.daily_usage if r["tenant_id"] == tenant]
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=tenant)
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=labels[str(tenant)])
         # Log scale: the top tenant often has tens of times the others' events, which a linear
         # axis flattens into a line at zero; on a log axis each tenant's daily shape shows.
         ax.set_yscale("log")
@@ -180,7 +192,10 @@ def charts(f: CloseFigures) -> dict[str, str]:
     if margins:
         fig, ax = plt.subplots(figsize=(8, 3.6))
         values = [float(r["gross_margin"]) for r in margins]
-        ax.bar([r["tenant_id"] for r in margins], values, color=["#2a7" if v >= 0 else "#c33" for v in values])
+        labels = _tenant_labels(margins)
+        ax.bar(
+            [labels[str(r["tenant_id"])] for r in margins], values, color=["#2a7" if v >= 0 else "#c33" for v in values]
+        )
         ax.set_ylabel("tenant margin (USD): revenue - cost allocated")
         ax.tick_params(axis="x", labelrotation=60, labelsize=7)
         out["margin_by_tenant"] = _svg(fig)
