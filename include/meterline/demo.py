@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 
 from meterline import airflow_env, transform, warehouse
+from meterline.period import Period
 
 
 def _say(message: str) -> None:
@@ -88,18 +89,17 @@ MONEY_COLUMNS = {"total", "amount", "actual", "cost", "allocated_to_tenants", "q
 def _cell(name: str, value: object, currency: str | None) -> str:
     from decimal import Decimal
 
-    from meterline.money import minor_units, round_money
+    from meterline.money import format_amount
 
     if name in MONEY_COLUMNS and currency and isinstance(value, Decimal):
-        return f"{round_money(value, currency):,.{minor_units(currency)}f}"
+        return format_amount(value, currency)
     if isinstance(value, int | Decimal):
         return f"{value:,}"
     return "" if value is None else str(value)
 
 
 def _days(period: date) -> list[date]:
-    following = date(period.year + (period.month == 12), period.month % 12 + 1, 1)
-    return [period + timedelta(days=i) for i in range((following - period).days)]
+    return [period + timedelta(days=i) for i in range((Period.parse(period).end - period).days)]
 
 
 def step_generate(ctx: dict) -> str:
@@ -150,7 +150,7 @@ def step_payments(ctx: dict) -> str:
     from meterline.landing import landing
     from meterline.synthetic.payments import generate_payments
 
-    following = date(PERIOD.year + (PERIOD.month == 12), PERIOD.month % 12 + 1, 1)
+    following = Period.parse(PERIOD).end
     zone = landing()
     if not zone.list(f"payments/{following:%Y-%m}"):
         generated = generate_payments(ctx["url"], zone.url, PERIOD)
@@ -227,7 +227,6 @@ def step_summary(ctx: dict) -> str:
 
 
 def step_docs(ctx: dict) -> str:
-    from meterline.period import Period
     from meterline.reporting.dbt_docs import publish_dbt_docs
 
     site = publish_dbt_docs(ctx["url"], Period.parse(PERIOD).closes_at)

@@ -51,6 +51,10 @@ def parse_amount(text: str | Decimal, what: str = "amount") -> Decimal:
     return amount
 
 
+def format_amount(amount: Decimal, currency: str) -> str:
+    """The amount rounded to the currency's minor unit, with thousands separators: `1,234.50`."""
+    return f"{round_money(amount, currency):,.{minor_units(currency)}f}"
+
+
 def format_money(amount: Decimal, currency: str) -> str:
-    digits = minor_units(currency)
-    return f"{round_money(amount, currency):,.{digits}f} {currency}"
+    return f"{format_amount(amount, currency)} {currency}"
