@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from typing import Any
@@ -139,7 +139,7 @@ def _day(value: str | None) -> str:
 
 def _last_day(end: str | None) -> str:
     """The last day of a period given by its exclusive end."""
-    return "" if end is None else _day(date.fromordinal(date.fromisoformat(end).toordinal() - 1).isoformat())
+    return "" if end is None else _day((date.fromisoformat(end) - timedelta(days=1)).isoformat())
 
 
 def presented_lines(data: dict[str, Any]) -> list[dict[str, str]]:
