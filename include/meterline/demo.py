@@ -47,9 +47,8 @@ CUR_COST_DIVISOR = int(os.environ.get("METERLINE_DEMO_CUR_COST_DIVISOR", "30"))
 ANALYST_QUERIES = [
     (
         "Revenue by tenant for the month (issued invoices, per currency)",
-        "select t.name as tenant, i.currency, count(*) as invoices, sum(i.total) as total"
-        " from billing.invoices i join staging.stg_catalog__tenants t using (tenant_id)"
-        " where i.period_start = %(p)s and i.status <> 'void'"
+        "select tenant_name as tenant, currency, count(*) as invoices, sum(total) as total"
+        " from billing.invoices where period_start = %(p)s and status <> 'void'"
         " group by 1, 2 order by 2, 4 desc limit 8",
     ),
     (
