@@ -93,3 +93,18 @@ def test_no_heavy_imports_at_module_level(path: Path):
             imported.add(node.module)
     heavy = {name for name in imported if name in HEAVY or name.split(".")[0] in HEAVY}
     assert heavy == set(), f"{path.name} imports {heavy} at module level"
+
+
+def test_tasks_send_no_usage_reports(tmp_path: Path):
+    """Airflow as `meterline airflow` and the demo start it sends no vendor telemetry: cosmos
+    would report every dbt task's success over HTTPS (a finance pipeline sends nothing out, and
+    offline each attempt cost a TLS set-up and a failed DNS lookup per task)."""
+    import subprocess
+    import sys
+
+    from meterline import airflow_env
+
+    env = airflow_env.environment(tmp_path, "postgresql://nobody@127.0.0.1:1/none")
+    probe = "from cosmos import telemetry; print(telemetry.should_emit())"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

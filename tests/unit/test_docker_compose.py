@@ -61,6 +61,7 @@ def test_airflow_services_are_wired(compose):
         assert env["OUTBOX_URL"].startswith("s3://meterline/")
         assert env["AWS_ENDPOINT_URL_S3"] == "http://minio:9000"
         assert env["PYTHONPATH"] == "/opt/meterline/include"
+        assert env["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] == "False"
         mounts = {v.split(":")[1] for v in service["volumes"]}
         assert {"/opt/meterline/include", "/opt/meterline/dags", "/opt/meterline/dbt_project"} <= mounts
         assert env["SPARK_LAKE_DIR"].startswith("/opt/meterline/spark/") and "/opt/meterline/spark" in mounts
