@@ -10,6 +10,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
@@ -156,18 +158,25 @@ def run(
     return done
 
 
+@contextmanager
+def scratch_target() -> Iterator[Path]:
+    """A target folder of its own for one dbt call (its manifest and results are not the DAGs'),
+    holding dbt's partial-parse cache, so the call parses only what changed since the last one."""
+    with tempfile.TemporaryDirectory(prefix="meterline-dbt-") as scratch:
+        cache = target_dir() / "partial_parse.msgpack"
+        if cache.exists():
+            shutil.copy2(cache, Path(scratch) / cache.name)
+        yield Path(scratch)
+
+
 def run_for_results(
     args: list[str], conninfo: str | None = None, *, as_of: datetime | date | None = None
 ) -> tuple[list[dict] | None, str]:
     """`dbt <args>` with its own target folder: the nodes' results (run_results.json `results`;
     None when dbt did not get that far) and the tail of its output, for the message."""
-    with tempfile.TemporaryDirectory(prefix="meterline-dbt-") as scratch:
-        # dbt's partial-parse cache, so this call parses only what changed since the last one.
-        cache = target_dir() / "partial_parse.msgpack"
-        if cache.exists():
-            shutil.copy2(cache, Path(scratch) / cache.name)
-        args = [*args, "--target-path", scratch]
+    with scratch_target() as scratch:
+        args = [*args, "--target-path", str(scratch)]
         done = run(args, conninfo, as_of=as_of, check=False, capture_output=True, text=True)
-        results_file = Path(scratch) / "run_results.json"
+        results_file = scratch / "run_results.json"
         results = json.loads(results_file.read_text())["results"] if results_file.exists() else None
     return results, "\n".join((done.stdout + done.stderr).splitlines()[-30:])

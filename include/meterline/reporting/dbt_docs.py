@@ -10,7 +10,6 @@ the network) stays off: the page loads nothing from outside.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -39,8 +38,8 @@ def generate(conninfo: str, target_path: Path, as_of: datetime | date) -> Path:
 def publish_dbt_docs(conninfo: str, as_of: datetime | date, outbox_url: str | None = None) -> DocsSite:
     """Generate the docs against the warehouse and copy them to the outbox (local or s3://)."""
     zone = landing.outbox(outbox_url)
-    with tempfile.TemporaryDirectory(prefix="meterline-dbt-docs-") as scratch:
-        built = generate(conninfo, Path(scratch) / "target", as_of)
+    with transform.scratch_target() as target:
+        built = generate(conninfo, target, as_of)
         written = [
             zone.write_bytes(f"{DOCS_PREFIX}/{name}", (built / source).read_bytes())
             for source, name in PUBLISHED.items()
