@@ -26,9 +26,15 @@ def step_warehouse(ctx: dict) -> str:
 
 
 def step_airflow(ctx: dict) -> str:
+    """Airflow's metadata and dbt's manifest, side by side: each is its own process."""
+    from concurrent.futures import ThreadPoolExecutor
+
     ctx["airflow_env"] = env = airflow_env.environment(conninfo=ctx["url"])
-    migrated = airflow_env.migrate(env)
-    transform.ensure_manifest(ctx["url"])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        migrating = pool.submit(airflow_env.migrate, env)
+        parsing = pool.submit(transform.ensure_manifest, ctx["url"])
+        migrated = migrating.result()
+        parsing.result()
     return f"Airflow metadata {'migrated' if migrated else 'up to date'} in {env['AIRFLOW_HOME']}; dbt manifest ready"
 
 
