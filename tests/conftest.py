@@ -186,12 +186,29 @@ def month_airflow(airflow_home: Path, month_url: str, dbt_manifest: Path) -> dic
     return airflow_env.environment(airflow_home, month_url)
 
 
+def _main_module_as_in_one_process() -> None:
+    """A pytest-xdist worker's `__main__` (execnet's `python -c`) has neither `__spec__` nor
+    `__file__`, which pyspark.sql.connect takes for a doctest run and answers with sys.exit(0)
+    when its optional dependencies are missing: `import great_expectations` (the close's suites)
+    then ended the test with SystemExit instead of the ImportError great_expectations handles.
+    Give it the file it has in one process, pytest's own entry point (guarded by `if __name__ ==
+    "__main__"`, so a multiprocessing child re-importing it runs nothing)."""
+    import importlib.util
+    import sys
+
+    main = sys.modules["__main__"]
+    if getattr(main, "__spec__", None) is None and not hasattr(main, "__file__"):
+        main.__file__ = importlib.util.find_spec("pytest.__main__").origin
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """In-process Airflow (DagBag tests) reads its config at first import: point it at a
     scratch home and our DAGs before any test imports airflow."""
     import tempfile
 
     root = project_root()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        _main_module_as_in_one_process()
     # Each pytest-xdist worker its own scratch home (a worker inherits the controller's variables).
     if "PYTEST_XDIST_WORKER" in os.environ or "AIRFLOW_HOME" not in os.environ:
         os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="meterline-airflow-")
