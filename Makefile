@@ -45,8 +45,12 @@ install: $(STAMP) system-packages
 demo: install  ## a realistic month end to end on the embedded warehouse
 	$(BIN)/meterline demo
 
+# One pytest-xdist worker per CPU; a module runs whole on one worker (its module-scoped fixtures
+# built once), the costliest modules first (tests/conftest.py orders them). `make test PYTEST_XDIST=`
+# runs in one process; so does a plain `.venv/bin/pytest tests/...`.
+PYTEST_XDIST ?= -n logical --dist loadscope --no-loadscope-reorder
 test: install  ## the whole test suite (CI runs exactly this)
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_XDIST)
 
 airflow: install  ## the Airflow UI on http://localhost:8080 (airflow standalone)
 	$(BIN)/meterline airflow standalone

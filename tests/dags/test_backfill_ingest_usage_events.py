@@ -140,7 +140,7 @@ def second_warehouse(server_url: str, template_db: str) -> Iterator[str]:
     warehouse.drop_database(server_url, name)
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)  # the suite default: two test workers share the CPU (make test)
 def test_backfill_of_three_days_equals_three_single_runs(airflow, warehouse_url, second_warehouse, tmp_path):
     landing = str(tmp_path / "landing")
     generate_catalog(landing, period=START)

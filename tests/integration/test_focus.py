@@ -16,7 +16,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from meterline import focus, transform, warehouse
-from meterline.config import project_root
 from meterline.cur.load import run as load_cur
 from meterline.landing import Zone
 from meterline.synthetic import cur as gen
@@ -290,13 +289,13 @@ def test_export_command_writes_to_the_s3_outbox_and_audits(focus_month, s3_bucke
         focus.export(date(2025, 4, 1), str(Path("/nonexistent/x.parquet")), conninfo)
 
 
-def test_focus_validator_passes_every_mandatory_rule(focus_month):
+def test_focus_validator_passes_every_mandatory_rule(focus_month, focus_venv):
     _, _, result, root = focus_month
     try:
         focus.find_python312()
     except focus.ValidatorUnavailable as why:
         pytest.skip(f"no Python 3.12: {why}")
-    report = focus.validate(Path(result.uri), project_root() / ".venv-focus", root / "reports")
+    report = focus.validate(Path(result.uri), focus_venv, root / "reports")
     print(
         f"focus-validator: {report.counts()} overall; mandatory {report.counts('M')};"
         f" conditional {report.counts('C')}; optional {report.counts('O')}; {report.seconds:.1f}s"

@@ -119,13 +119,13 @@ def test_real_month_has_regions_services_and_focus_units(real_month):
     assert parents and all(len(skus) == 1 for skus in parents.values())
 
 
-def test_focus_validator_on_a_real_month_passes_every_mandatory_rule(real_month):
+def test_focus_validator_on_a_real_month_passes_every_mandatory_rule(real_month, focus_venv):
     _, result, root = real_month
     try:
         focus.find_python312()
     except focus.ValidatorUnavailable as why:
         pytest.skip(f"no Python 3.12: {why}")
-    report = focus.validate(Path(result.uri), project_root() / ".venv-focus", root / "reports")
+    report = focus.validate(Path(result.uri), focus_venv, root / "reports")
     print(
         f"focus-validator (real month): {report.counts()} overall; mandatory {report.counts('M')};"
         f" conditional {report.counts('C')}; optional {report.counts('O')}"
