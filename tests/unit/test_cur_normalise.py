@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -88,3 +89,51 @@ def test_resource_tags_that_are_not_json_name_the_line():
     batch = pa.table({"resource_tags": ['{"user_a": "1"}', "{not json"]})
     with pytest.raises(CurFormatError, match=r"f\.csv: line 3: resource_tags is not a JSON object"):
         normalise(batch, TYPED, file="f.csv", first_line=2)
+
+
+def _wide_batch(rows: int, *, duplicate: bool) -> tuple[pa.Table, list[str]]:
+    """Many descriptive columns as a wide legacy report has them: few distinct values (some with
+    quotes, backslashes, newlines, non-ASCII), one value per row, numbers, nulls and empty strings,
+    plain and dictionary-encoded; with `duplicate`, two columns that normalise to the same name."""
+    rng = np.random.default_rng(5)
+    few = ["", "Linux", 'say "hi"', "back\\slash", "line\nbreak", "Zürich ✓", None]
+    columns: dict[str, pa.Array] = {"line_item_unblended_cost": pa.array(["1"] * rows)}
+    for n in range(40):
+        values = pa.array([few[i] for i in rng.integers(0, len(few) - (n % 3), rows)], pa.string())
+        columns[f"product_attr_{n}"] = values.dictionary_encode() if n % 4 == 0 else values
+    columns["pricing_rate_id"] = pa.array([f"sku-{i}" if i % 7 else "" for i in range(rows)])
+    columns["reservation_upfront_value"] = pa.array([None if i % 3 else i / 8 for i in range(rows)], pa.float64())
+    for n in range(12):
+        columns[f"resource_tags_user_k{n}"] = pa.array(
+            [None if v == len(few) - 1 else few[v] for v in rng.integers(0, len(few), rows)]
+            if n
+            else [""] * rows  # a tag column no line uses: no tag key
+        )
+    if duplicate:
+        columns["product/attr_1"] = pa.array([few[i] for i in rng.integers(0, 3, rows)])
+    return pa.table(columns), list(columns)
+
+
+@pytest.mark.parametrize("duplicate", [False, True])
+def test_wide_rows_render_the_json_a_row_by_row_oracle_writes(duplicate: bool):
+    batch, names = _wide_batch(600, duplicate=duplicate)
+    out = normalise(batch, TYPED, file="f.parquet", first_line=1)
+
+    def oracle(prefix: str) -> list[dict]:
+        rows = []
+        for row in batch.to_pylist():
+            members = {}
+            for name in names:
+                value = row[name]
+                key = snake(name)
+                if not key.startswith(prefix) or key in TYPED or value is None or value == "":
+                    continue
+                members[key[len(prefix) :] if prefix else key] = value  # a later column wins, as in jsonb
+            rows.append(members)
+        return rows
+
+    tags = oracle("resource_tags_")
+    extras = [{k: v for k, v in row.items() if not k.startswith("resource_tags")} for row in oracle("")]
+    assert [json.loads(e) for e in out.table.column("extras").to_pylist()] == extras
+    assert [json.loads(t) for t in out.table.column("tags").to_pylist()] == tags
+    assert out.tag_keys == {k for row in tags for k in row} == {f"user_k{n}" for n in range(1, 12)}

@@ -22,7 +22,11 @@ from __future__ import annotations
 
 import io
 import logging
+import queue
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -122,23 +126,84 @@ def _csv_bytes(table: pa.Table) -> bytes:
 
 
 BATCH_WRITE = 16_384
+PREFETCH = 2  # rendered batches ready ahead of the COPY
+
+
+def _render(zone: Zone, files: list[str], typed: dict[str, str]) -> Iterator[tuple]:
+    """The delivery's files as COPY input, file after file: `("file", rel, columns, extras)`,
+    then `("rows", n, csv bytes, tag keys)` per batch, then `("end",)`. A file without a REQUIRED
+    column is refused before any of its rows is read."""
+    line_seq = 1
+    for rel in files:
+        columns = [column_name(name) for name in column_names(zone, rel)]
+        missing = [c for c in REQUIRED if c not in columns]
+        if missing:
+            named = ", ".join(f"{c} ({REQUIRED[c]})" for c in missing)
+            raise CurFormatError(f"{zone.uri(rel)}: refused: no required column {named}")
+        yield "file", rel, columns, [c for c in columns if c not in typed and not c.startswith(TAG_PREFIX)]
+        # Tags and extras are rendered per distinct value: read their text as Parquet stores it.
+        for first_line, batch in batches(zone, rel, lambda raw: column_name(raw) not in typed):
+            normalised = normalise(batch, typed, file=zone.uri(rel), first_line=first_line)
+            n = batch.num_rows
+            table = normalised.table
+            table = table.add_column(0, "source_line", pa.array(np.arange(first_line, first_line + n), pa.int64()))
+            table = table.add_column(0, "line_seq", pa.array(np.arange(line_seq, line_seq + n), pa.int64()))
+            yield "rows", n, _csv_bytes(table), normalised.tag_keys
+            line_seq += n
+        yield ("end",)
+
+
+@contextmanager
+def _ahead(items: Iterator[tuple], depth: int = PREFETCH) -> Iterator[Iterator[tuple]]:
+    """Run `items` in a thread, up to `depth` items ahead of the reader: the next batch is read,
+    normalised and rendered (Arrow releases the GIL) while PostgreSQL parses the last one, also
+    across files. An exception in the thread is raised to the reader where it occurred."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((False, None))
+        except Exception as exc:  # handed to the reader, raised there
+            put((False, exc))
+
+    def read() -> Iterator[tuple]:
+        while True:
+            more, value = ready.get()
+            if more:
+                yield value
+            elif value is None:
+                return
+            else:
+                raise value
+
+    worker = threading.Thread(target=produce, name="meterline-cur-render", daemon=True)
+    worker.start()
+    try:
+        yield read()
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _copy_file(
-    conn: psycopg.Connection,
-    zone: Zone,
-    rel: str,
-    target: sql.Identifier,
-    typed: dict[str, str],
-    line_seq: int,
-) -> tuple[int, list[str], list[str]]:
-    """COPY one file into `target`; returns (rows, normalised columns, extra columns). A file
-    without a REQUIRED column is refused before any row is read."""
-    columns = [column_name(name) for name in column_names(zone, rel)]
-    missing = [c for c in REQUIRED if c not in columns]
-    if missing:
-        named = ", ".join(f"{c} ({REQUIRED[c]})" for c in missing)
-        raise CurFormatError(f"{zone.uri(rel)}: refused: no required column {named}")
+    conn: psycopg.Connection, zone: Zone, target: sql.Identifier, typed: dict[str, str], items: Iterator[tuple]
+) -> tuple[int, list[str], list[str], set[str]]:
+    """COPY the next file of `items` (see `_render`) into `target`; returns (rows, normalised
+    columns, extra columns, tag keys found in its rows)."""
+    _, rel, columns, extras = next(items)
     conn.execute(
         sql.SQL("alter table {} alter column source_file set default {}").format(target, sql.Literal(zone.uri(rel)))
     )
@@ -147,22 +212,19 @@ def _copy_file(
         target, sql.SQL(", ").join(map(sql.Identifier, names))
     )
     rows = 0
-    extras = [c for c in columns if c not in typed and not c.startswith(TAG_PREFIX)]
+    tag_keys: set[str] = set()
     cursor = conn.cursor()
-    # A writer thread sends each rendered chunk while the next batch is read and normalised, so
-    # Python's work overlaps PostgreSQL's parsing instead of adding to it.
+    # A writer thread sends each rendered chunk while the next is rendered: Python's work overlaps
+    # PostgreSQL's parsing instead of adding to it.
     try:
         with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
-            for first_line, batch in batches(zone, rel):
-                normalised = normalise(batch, typed, file=zone.uri(rel), first_line=first_line)
-                n = batch.num_rows
-                table = normalised.table
-                table = table.add_column(0, "source_line", pa.array(np.arange(first_line, first_line + n), pa.int64()))
-                table = table.add_column(
-                    0, "line_seq", pa.array(np.arange(line_seq + rows, line_seq + rows + n), pa.int64())
-                )
-                copy.write(_csv_bytes(table))
+            for item in items:
+                if item[0] == "end":
+                    break
+                _, n, data, keys = item
+                copy.write(data)
                 rows += n
+                tag_keys |= keys
     except psycopg.errors.DataError as exc:
         # PostgreSQL names the COPY line (one COPY per file: line n is the file's n-th row).
         context = (exc.diag.context or "").strip().splitlines()
@@ -170,7 +232,7 @@ def _copy_file(
         csv_header = 1 if rel.endswith((".csv", ".csv.gz")) else 0
         row = f"{'line' if csv_header else 'row'} {int(where.group(1)) + csv_header}" if where else "a row"
         raise CurFormatError(f"{zone.uri(rel)}: {row}: {exc.diag.message_primary or exc}") from exc
-    return rows, columns, extras
+    return rows, columns, extras, tag_keys
 
 
 def record(conninfo: str, delivery: Delivery, status: str, reason: str, *, is_final: bool | None = None) -> None:
@@ -345,27 +407,30 @@ def _load(conn: psycopg.Connection, zone: Zone, delivery: Delivery) -> Outcome:
     rows = 0
     columns: list[str] = []
     extra_columns: list[str] = []
-    for rel in delivery.files:
-        n, cols, extras = _copy_file(conn, zone, rel, target, typed, rows + 1)
-        rows += n
-        columns += [c for c in cols if c not in columns]
-        extra_columns += [c for c in extras if c not in extra_columns]
+    data_tags: set[str] = set()
+    with _ahead(_render(zone, delivery.files, typed)) as items:
+        for _ in delivery.files:
+            n, cols, extras, keys = _copy_file(conn, zone, target, typed, items)
+            rows += n
+            columns += [c for c in cols if c not in columns]
+            extra_columns += [c for c in extras if c not in extra_columns]
+            data_tags |= keys
 
-    unblended, billed, invoice_id, currencies, data_tags = conn.execute(
+    unblended, billed, invoice_id, currencies = conn.execute(
         sql.SQL(
             "select coalesce(sum(line_item_unblended_cost), 0),"
             " coalesce(sum(coalesce(line_item_net_unblended_cost, line_item_unblended_cost)), 0),"
             " max(nullif(bill_invoice_id, '')),"
             " coalesce(array_agg(distinct line_item_currency_code order by line_item_currency_code)"
-            "  filter (where nullif(line_item_currency_code, '') is not null), '{{}}'),"
-            " (select coalesce(array_agg(distinct k order by k), '{{}}') from {t}, jsonb_object_keys(tags) k)"
+            "  filter (where nullif(line_item_currency_code, '') is not null), '{{}}')"
             " from {t}"
         ).format(t=target)
     ).fetchone()
     if live and live["is_final"] and invoice_id is None:
         raise _NotReplaced(_not_final(live), False)
 
-    # Tag keys: those of tag columns in the header (legacy) and those found in the lines (maps).
+    # Tag keys: those of tag columns in the header (legacy) and those found in the lines (maps),
+    # as the normaliser wrote them into `tags`.
     prefix = TAG_PREFIX + "_"
     tag_keys = sorted(set(data_tags) | {c[len(prefix) :] for c in columns if c.startswith(prefix)})
     previous, drift_basis = _previous(conn, delivery, delivery_id)

@@ -55,6 +55,7 @@ class Normalised:
     table: pa.Table  # typed columns (as text, for COPY) + tags + extras
     columns: list[str]  # every normalised source column (drift is measured on these)
     extra_columns: list[str]  # source columns kept in extras
+    tag_keys: set[str]  # the keys of `tags` in at least one row
 
 
 def _escape(values: pa.Array) -> pa.Array:
@@ -89,28 +90,93 @@ def _json_value(values: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise('"', _escape(text), '"', "")
 
 
-def _member(key: str, values: pa.Array) -> pa.Array:
-    literal = _json_value(values)
-    return pc.binary_join_element_wise(json.dumps(key) + ":", literal, "")
+@dataclass(frozen=True, eq=False)
+class _Member:
+    """One object member per row: `"key":literal,` (its comma included), or "" where the value
+    is left out. A text column is rendered once per distinct value (`rendered`, spread over the
+    rows by `indices`): CUR's descriptive columns hold a handful of values over millions of lines."""
+
+    key: str
+    rendered: pa.Array
+    indices: np.ndarray | None = None  # row -> position in `rendered`; None: one rendering per row
+
+    def per_row(self) -> pa.Array:
+        return self.rendered if self.indices is None else self.rendered.take(self.indices)
+
+    def in_some_row(self) -> bool:
+        written = pc.not_equal(self.rendered, "")
+        if self.indices is None:
+            return bool(pc.any(written).as_py())
+        return bool(written.to_numpy(zero_copy_only=False)[self.indices].any())
 
 
-def _object(members: list[pa.Array], length: int) -> pa.Array:
-    """`{m1,m2,...}` per row, skipping null members."""
+def _member(key: str, values: pa.Array) -> _Member:
+    prefix = json.dumps(key) + ":"
+    if pa.types.is_dictionary(values.type) or pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
+        distinct = len(encoded.dictionary)
+        rendered = pc.binary_join_element_wise(prefix, _json_value(encoded.dictionary), ",", "")
+        # A null rendering (an empty string) and a null value (the extra "" at the end) leave it out.
+        rendered = pa.concat_arrays([pc.fill_null(rendered, ""), pa.array([""], pa.string())])
+        indices = pc.fill_null(encoded.indices, distinct).to_numpy().astype(np.int64)
+        return _Member(key, rendered, indices)
+    return _Member(key, pc.fill_null(pc.binary_join_element_wise(prefix, _json_value(values), ",", ""), ""))
+
+
+def _combinations(members: list[_Member], length: int) -> pa.Array:
+    """The members' concatenation per row, rendered once per distinct combination of their values."""
+    code = np.zeros(length, np.int64)
+    bound = 1
+    for member in members:
+        width = len(member.rendered)
+        if bound * width >= 2**62:
+            code = np.unique(code, return_inverse=True)[1].reshape(-1).astype(np.int64)
+            bound = int(code.max()) + 1 if length else 1
+        code = code * width + member.indices
+        bound *= width
+    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    combined = pc.binary_join_element_wise(*[m.rendered.take(m.indices[first]) for m in members], "")
+    return combined.take(inverse.reshape(-1))
+
+
+def _object(members: list[_Member], length: int) -> pa.Array:
+    """`{m1,m2,...}` per row, leaving out the empty members."""
     if not members:
         return pa.array(["{}"] * length, pa.string())
-    # Each member carries its own comma and a null member is empty: pyarrow 26's
-    # null_handling="skip" drops rows whose members are all null instead of joining them to "".
-    parts = [pc.fill_null(pc.binary_join_element_wise(m, ",", ""), "") for m in members]
-    body = pc.utf8_rtrim(pc.binary_join_element_wise(*parts, ""), characters=",")
-    return pc.binary_join_element_wise("{", body, "}", "")
+    # Columns with few distinct values are joined once per distinct combination; a key written
+    # twice (case variants of one column) keeps the column order, since jsonb keeps the last.
+    few = max(64, length // 64)
+    keys = [m.key for m in members]
+    grouped = (
+        [] if len(set(keys)) < len(keys) else [m for m in members if m.indices is not None and len(m.rendered) <= few]
+    )
+    if len(grouped) < 2:
+        grouped = []
+    parts = [_combinations(grouped, length)] if grouped else []
+    parts += [m.per_row() for m in members if all(m is not g for g in grouped)]
+    body = pc.utf8_rtrim(pc.binary_join_element_wise("{", *parts, ""), characters=",")
+    return pc.binary_join_element_wise(body, "}", "")
+
+
+def _aligned(values: pa.Array) -> pa.MapArray:
+    """A map column whose offsets start at 0, so its keys and items line up with them."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.offset or (len(values) and values.offsets[0].as_py() != 0):
+        values = values.take(pa.array(np.arange(len(values))))
+    return values
+
+
+def _map_keys(values: pa.Array) -> set[str]:
+    """The normalised keys `_map_to_json` writes in at least one row (those with a value)."""
+    values = _aligned(values)
+    written = pc.is_valid(_json_value(values.items))
+    return {tag_key(k) for k in pc.unique(pc.filter(_as_text(values.keys), written)).to_pylist() if k is not None}
 
 
 def _map_to_json(values: pa.Array, *, normalise_keys: bool) -> pa.Array:
     """A map<string, x> column as one JSON object per row (null or empty map -> `{}`)."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if values.offset or (len(values) and values.offsets[0].as_py() != 0):
-        values = values.take(pa.array(np.arange(len(values))))  # offsets from 0, aligned with keys/items
+    values = _aligned(values)
     keys = _as_text(values.keys)
     if normalise_keys:
         unique = pc.unique(keys)
@@ -180,9 +246,9 @@ def normalise(
     table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
     length = table.num_rows
     columns: dict[str, pa.Array] = {}
-    tag_members: list[pa.Array] = []
+    tag_members: list[_Member] = []
     tag_maps: list[pa.Array] = []
-    extra_members: list[pa.Array] = []
+    extra_members: list[_Member] = []
     seen: list[str] = []
     extras: list[str] = []
     for raw_name, chunked in zip(table.column_names, table.columns, strict=True):
@@ -233,15 +299,14 @@ def normalise(
     if tag_objects:
         merged = tag_objects[0]
         # Concatenate the JSON texts; jsonb keeps the last of duplicate keys.
-        inner_map = pc.utf8_slice_codeunits(merged, 1, -1)
-        inner_flat = pc.utf8_slice_codeunits(flat, 1, -1)
-        inner_map = pc.if_else(pc.equal(inner_map, ""), pa.scalar(None, pa.string()), inner_map)
-        inner_flat = pc.if_else(pc.equal(inner_flat, ""), pa.scalar(None, pa.string()), inner_flat)
-        tags = _object([inner_map, inner_flat], length)
+        inner = [pc.utf8_slice_codeunits(part, 1, -1) for part in (merged, flat)]
+        members = [pc.if_else(pc.equal(part, ""), "", pc.binary_join_element_wise(part, ",", "")) for part in inner]
+        tags = _object([_Member(key, member) for key, member in zip(("map", "flat"), members, strict=True)], length)
     else:
         tags = flat
 
     out = {name: columns.get(name, pa.nulls(length, pa.string())) for name in typed}
     out["tags"] = tags
     out["extras"] = _object(extra_members, length)
-    return Normalised(pa.table(out), columns=seen, extra_columns=extras)
+    tag_keys = {m.key for m in tag_members if m.in_some_row()}.union(*(_map_keys(m) for m in tag_maps))
+    return Normalised(pa.table(out), columns=seen, extra_columns=extras, tag_keys=tag_keys)

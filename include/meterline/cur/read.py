@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from meterline.cur.normalise import CurFormatError
 from meterline.landing import Zone
 
-BATCH_ROWS = 131_072
+BATCH_ROWS = 32_768  # small enough that the next batch is rendered while PostgreSQL parses one
 _CSV_BLOCK = 16 << 20
 
 
@@ -68,13 +68,24 @@ def csv_batches(zone: Zone, rel: str) -> Iterator[tuple[int, pa.RecordBatch]]:
         raw.close()
 
 
-def parquet_batches(zone: Zone, rel: str) -> Iterator[tuple[int, pa.RecordBatch]]:
-    """(first row number of the batch, counting from 1, batch)."""
+def parquet_batches(
+    zone: Zone, rel: str, as_dictionary: Callable[[str], bool] | None = None
+) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """(first row number of the batch, counting from 1, batch). Text columns `as_dictionary`
+    accepts are read dictionary-encoded, as Parquet stores them (no string per row)."""
     uri = zone.uri(rel)
     row = 1
     raw = zone.open(rel)
     try:
         parquet = pq.ParquetFile(raw)
+        if as_dictionary is not None:
+            names = [
+                f.name
+                for f in parquet.schema_arrow
+                if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)) and as_dictionary(f.name)
+            ]
+            raw.seek(0)
+            parquet = pq.ParquetFile(raw, read_dictionary=names)
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
             yield row, batch
             row += batch.num_rows
@@ -99,9 +110,11 @@ def column_names(zone: Zone, rel: str) -> list[str]:
         raise CurFormatError(f"{uri}: line 1: cannot read the header ({exc})") from exc
 
 
-def batches(zone: Zone, rel: str) -> Iterator[tuple[int, pa.RecordBatch]]:
+def batches(
+    zone: Zone, rel: str, as_dictionary: Callable[[str], bool] | None = None
+) -> Iterator[tuple[int, pa.RecordBatch]]:
     if rel.endswith(".parquet"):
-        return parquet_batches(zone, rel)
+        return parquet_batches(zone, rel, as_dictionary)
     if rel.endswith((".csv", ".csv.gz")):
         return csv_batches(zone, rel)
     raise CurFormatError(f"{zone.uri(rel)}: not a CUR data file (.csv, .csv.gz or .parquet)")
