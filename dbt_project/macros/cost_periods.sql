@@ -1,0 +1,80 @@
+{#- The cost models kept per billing period (fact_cost_raw, int_costs_aggregated_to_days) are
+    incremental on the identity of what each period was built from: its live CUR delivery
+    (raw.cur_deliveries.delivery_id; a new delivery or assembly of the month is a new id) and the
+    tenant tag key (TENANT_TAG_KEY). A build re-derives exactly the periods whose live delivery or
+    tag key differs from the one the model holds, replacing each whole (delete+insert keyed on
+    billing_period; on Spark insert_overwrite of its partition); a period whose delivery is
+    unchanged is not touched, so a rebuild with nothing delivered writes nothing. Each such model
+    keeps delivery_id and tenant_tag_key on its rows. A table built before it had tenant_tag_key
+    is rebuilt whole: what it was built on is unknown.
+
+    cost_periods_to_rebuild(): the billing periods a build of the calling model derives, as a
+    query (every live period on a full build). -#}
+{% macro cost_periods_to_rebuild() -%}
+    {%- set live -%}
+        select billing_period, delivery_id from {{ ref('stg_cur__deliveries') }} where is_live
+    {%- endset -%}
+    {%- if is_incremental()
+        and 'tenant_tag_key' in (adapter.get_columns_in_relation(this) | map(attribute='name') | list) %}
+    select live.billing_period
+    from ({{ live }}) as live
+    where not exists (
+        select 1
+        from {{ this }} as built
+        where built.billing_period = live.billing_period
+            and built.delivery_id = live.delivery_id
+            and built.tenant_tag_key = {{ cur_tag_key() }}
+    )
+    {%- else %}
+    select live.billing_period from ({{ live }}) as live
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- The tests of a model whose rows are per billing period, derived from that period's delivery
+    alone (meta `cost_periods_tested`: `column` holds the period, `built_by` names the
+    per-period incremental model whose rows carry the dbt invocation that derived them:
+    fact_cost_raw, int_costs_aggregated_to_days, and the focus_costs view over fact_cost_raw),
+    read only the periods derived by this invocation, in a `dbt build` that builds `built_by`
+    (dbt runs a model's tests after it and its parents): the other periods are the rows tested
+    when they were built and not touched since. Any other invocation (`dbt test`, the quality
+    suites, a build that does not build `built_by`) tests every period. Returns a SQL condition,
+    or none. -#}
+{% macro cost_periods_tested_condition(test) -%}
+    {%- set attached = test.attached_node if execute else none -%}
+    {%- if not execute or flags.WHICH != 'build' or not attached or attached not in graph.nodes -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- set scope = graph.nodes[attached].config.meta.get('cost_periods_tested') -%}
+    {%- set built_by = 'model.meterline.' ~ (scope or {}).get('built_by', '') -%}
+    {%- if not scope or built_by not in selected_resources -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {#- One probe per live period through built_by's index on billing_period: a period is
+        replaced whole, so its first row tells which invocation derived it. -#}
+    {{- return(
+        scope.column ~ " in (select live.billing_period from "
+        ~ graph.nodes['model.meterline.stg_cur__deliveries'].relation_name ~ " as live"
+        ~ " where live.is_live and exists (select 1 from " ~ graph.nodes[built_by].relation_name ~ " as built"
+        ~ " where built.billing_period = live.billing_period and built.dbt_invocation_id = '" ~ invocation_id ~ "'))"
+    ) -}}
+{%- endmacro %}
+
+
+{#- dbt's get_where_subquery (how a generic test reads the model it tests, with the test's
+    `where` config), adding cost_periods_tested_condition. -#}
+{% macro get_where_subquery(relation) -%}
+    {%- set conditions = [] -%}
+    {%- if config.get('where') -%}
+        {%- do conditions.append('(' ~ config.get('where') ~ ')') -%}
+    {%- endif -%}
+    {%- set scope = cost_periods_tested_condition(model) -%}
+    {%- if scope -%}
+        {%- do conditions.append(scope) -%}
+    {%- endif -%}
+    {%- if conditions -%}
+        {%- do return('(select * from ' ~ relation ~ ' where ' ~ conditions | join(' and ') ~ ') dbt_subquery') -%}
+    {%- else -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+{%- endmacro %}
