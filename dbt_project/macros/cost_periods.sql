@@ -50,14 +50,31 @@
     {%- if not scope or built_by not in selected_resources -%}
         {{- return(none) -}}
     {%- endif -%}
-    {#- One probe per live period through built_by's index on billing_period: a period is
-        replaced whole, so its first row tells which invocation derived it. -#}
-    {{- return(
-        scope.column ~ " in (select live.billing_period from "
-        ~ graph.nodes['model.meterline.stg_cur__deliveries'].relation_name ~ " as live"
-        ~ " where live.is_live and exists (select 1 from " ~ graph.nodes[built_by].relation_name ~ " as built"
-        ~ " where built.billing_period = live.billing_period and built.dbt_invocation_id = '" ~ invocation_id ~ "'))"
-    ) -}}
+    {#- Which periods: one probe per live period through built_by's index on billing_period (a
+        period is replaced whole, so its first row tells which invocation derived it). They are
+        written into the test as constants, which the planner pushes down to the period's rows
+        (or, when there are none, prunes the test's read entirely); a subquery it would not. -#}
+    {%- set probe -%}
+        select live.billing_period
+        from {{ graph.nodes['model.meterline.stg_cur__deliveries'].relation_name }} as live
+        cross join lateral (
+            select built.dbt_invocation_id
+            from {{ graph.nodes[built_by].relation_name }} as built
+            where built.billing_period = live.billing_period
+            limit 1
+        ) as first_row
+        where live.is_live and first_row.dbt_invocation_id = '{{ invocation_id }}'
+        order by 1
+    {%- endset -%}
+    {%- set periods = run_query(probe).columns[0].values() -%}
+    {%- if not periods -%}
+        {{- return('false') -}}
+    {%- endif -%}
+    {%- set literals = [] -%}
+    {%- for period in periods -%}
+        {%- do literals.append("cast('" ~ period ~ "' as date)") -%}
+    {%- endfor -%}
+    {{- return(scope.column ~ ' in (' ~ literals | join(', ') ~ ')') -}}
 {%- endmacro %}
 
 
