@@ -1,12 +1,12 @@
-{#- The cost models kept per billing period (fact_cost_raw, int_costs_aggregated_to_days) are
-    incremental on the identity of what each period was built from: its live CUR delivery
-    (raw.cur_deliveries.delivery_id; a new delivery or assembly of the month is a new id) and the
-    tenant tag key (TENANT_TAG_KEY). A build re-derives exactly the periods whose live delivery or
-    tag key differs from the one the model holds, replacing each whole (delete+insert keyed on
-    billing_period; on Spark insert_overwrite of its partition); a period whose delivery is
-    unchanged is not touched, so a rebuild with nothing delivered writes nothing. Each such model
-    keeps delivery_id and tenant_tag_key on its rows. A table built before it had tenant_tag_key
-    is rebuilt whole: what it was built on is unknown.
+{#- A cost model kept per billing period (fact_cost_raw) is incremental on the identity of what
+    each period was built from: its live CUR delivery (raw.cur_deliveries.delivery_id; a new
+    delivery or assembly of the month is a new id) and the tenant tag key (TENANT_TAG_KEY). A
+    build re-derives exactly the periods whose live delivery or tag key differs from the one the
+    model holds, replacing each whole (delete+insert keyed on billing_period; on Spark
+    insert_overwrite of its partition); a period whose delivery is unchanged is not touched, so a
+    rebuild with nothing delivered writes nothing. Such a model keeps delivery_id, tenant_tag_key
+    and the dbt invocation that derived the period (dbt_invocation_id) on its rows. A table built
+    before it had tenant_tag_key is rebuilt whole: what it was built on is unknown.
 
     cost_periods_to_rebuild(): the billing periods a build of the calling model derives, as a
     query (every live period on a full build). -#}
@@ -34,7 +34,7 @@
 {#- The tests of a model whose rows are per billing period, derived from that period's delivery
     alone (meta `cost_periods_tested`: `column` holds the period, `built_by` names the
     per-period incremental model whose rows carry the dbt invocation that derived them:
-    fact_cost_raw, int_costs_aggregated_to_days, and the focus_costs view over fact_cost_raw),
+    fact_cost_raw, and the focus_costs view over it),
     read only the periods derived by this invocation, in a `dbt build` that builds `built_by`
     (dbt runs a model's tests after it and its parents): the other periods are the rows tested
     when they were built and not touched since. Any other invocation (`dbt test`, the quality

@@ -78,23 +78,19 @@ def test_a_new_delivery_replaces_its_period_and_a_rerun_changes_nothing(db, ware
 
 PERIODS = [date(2025, 1, 1), date(2025, 2, 1), date(2025, 3, 1)]
 PER_PERIOD_MODELS = [
-    "build", "--select", "stg_cur__line_items", "stg_cur__deliveries", "fact_cost_raw", "int_costs_aggregated_to_days",
+    "build", "--select", "stg_cur__line_items", "stg_cur__deliveries", "fact_cost_raw",
     "--indirect-selection", "cautious",
 ]  # fmt: skip
 
 
-def _periods(db) -> dict[tuple[str, date], tuple]:
-    """Per model and period: delivery, rows, cost, and the transactions that wrote its rows
-    (xmin: the same set when no row of the period was touched)."""
-    lines = db.execute(
+def _periods(db) -> dict[date, tuple]:
+    """Per period of fact_cost_raw: delivery, rows, billed cost, and the transactions that wrote
+    its rows (xmin: the same set when no row of the period was touched)."""
+    rows = db.execute(
         "select billing_period, min(delivery_id), count(*), sum(billed_cost),"
         " array_agg(distinct xmin::text order by xmin::text) from marts.fact_cost_raw group by 1"
     ).fetchall()
-    days = db.execute(
-        "select billing_period, min(delivery_id), sum(line_count), sum(cost),"
-        " array_agg(distinct xmin::text order by xmin::text) from intermediate.int_costs_aggregated_to_days group by 1"
-    ).fetchall()
-    return {("lines", r[0]): r[1:] for r in lines} | {("days", r[0]): r[1:] for r in days}
+    return {r[0]: r[1:] for r in rows}
 
 
 def test_a_rebuild_touches_only_the_periods_whose_delivery_changed(db, warehouse_url, tmp_path):
@@ -106,8 +102,7 @@ def test_a_rebuild_touches_only_the_periods_whose_delivery_changed(db, warehouse
     transform.run(PER_PERIOD_MODELS, warehouse_url, capture_output=True)
     built = _periods(db)
     for p, m in months.items():
-        assert built["lines", p][1:3] == (400, m.decimal("billed"))
-        assert built["days", p][:3] == built["lines", p][:3]  # the daily aggregate holds every line's cost
+        assert built[p][1:3] == (400, m.decimal("billed"))
 
     # Nothing delivered since: no row of any period is rewritten.
     transform.run(PER_PERIOD_MODELS, warehouse_url, capture_output=True)
@@ -119,12 +114,10 @@ def test_a_rebuild_touches_only_the_periods_whose_delivery_changed(db, warehouse
     run(warehouse_url, str(tmp_path))
     transform.run(PER_PERIOD_MODELS, warehouse_url, capture_output=True)
     after = _periods(db)
-    unchanged = {k: v for k, v in built.items() if k[1] != PERIODS[1]}
-    assert {k: v for k, v in after.items() if k[1] != PERIODS[1]} == unchanged
-    for model in ("lines", "days"):
-        assert after[model, PERIODS[1]][0] != built[model, PERIODS[1]][0]  # the new delivery
-        assert after[model, PERIODS[1]][1:3] == (300, february.decimal("billed"))
-        assert set(after[model, PERIODS[1]][3]).isdisjoint(built[model, PERIODS[1]][3])
+    assert {p: v for p, v in after.items() if p != PERIODS[1]} == {p: v for p, v in built.items() if p != PERIODS[1]}
+    assert after[PERIODS[1]][0] != built[PERIODS[1]][0]  # the new delivery
+    assert after[PERIODS[1]][1:3] == (300, february.decimal("billed"))
+    assert set(after[PERIODS[1]][3]).isdisjoint(built[PERIODS[1]][3])
 
 
 def test_a_build_tests_the_periods_it_derived_and_dbt_test_every_period(db, warehouse_url, tmp_path):
