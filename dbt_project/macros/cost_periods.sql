@@ -8,25 +8,44 @@
     and the dbt invocation that derived the period (dbt_invocation_id) on its rows. A table built
     before it had tenant_tag_key is rebuilt whole: what it was built on is unknown.
 
-    cost_periods_to_rebuild(): the billing periods a build of the calling model derives, as a
-    query (every live period on a full build). -#}
-{% macro cost_periods_to_rebuild() -%}
+    cost_periods_to_rebuild(column): the condition on `column` (a billing period) a build of the
+    calling model reads its input with. On an incremental build the periods are looked up when
+    the model runs and written in as constants (`false` when there are none), so the planner
+    reads only their lines, or nothing: as a subquery it read every CUR line of every period to
+    find that none was wanted. -#}
+{% macro cost_periods_to_rebuild(column) -%}
     {%- set live -%}
-        select billing_period, delivery_id from {{ ref('stg_cur__deliveries') }} where is_live
+        select live.billing_period, live.delivery_id
+        from {{ ref('stg_cur__deliveries') }} as live
+        where live.is_live
     {%- endset -%}
-    {%- if is_incremental()
-        and 'tenant_tag_key' in (adapter.get_columns_in_relation(this) | map(attribute='name') | list) %}
-    select live.billing_period
-    from ({{ live }}) as live
-    where not exists (
-        select 1
-        from {{ this }} as built
-        where built.billing_period = live.billing_period
-            and built.delivery_id = live.delivery_id
-            and built.tenant_tag_key = {{ cur_tag_key() }}
-    )
-    {%- else %}
-    select live.billing_period from ({{ live }}) as live
+    {%- if not (execute and is_incremental()
+        and 'tenant_tag_key' in (adapter.get_columns_in_relation(this) | map(attribute='name') | list)) -%}
+        {{ column }} in (select live.billing_period from ({{ live }}) as live)
+    {%- else -%}
+        {%- set changed -%}
+            select live.billing_period
+            from ({{ live }}) as live
+            where not exists (
+                select 1
+                from {{ this }} as built
+                where built.billing_period = live.billing_period
+                    and built.delivery_id = live.delivery_id
+                    and built.tenant_tag_key = {{ cur_tag_key() }}
+            )
+            order by 1
+        {%- endset -%}
+        {{ cost_periods_literal(column, run_query(changed).columns[0].values()) }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- `column in (<the periods as date constants>)`, or `false` when there are none. -#}
+{% macro cost_periods_literal(column, periods) -%}
+    {%- if periods | length == 0 -%}
+        false
+    {%- else -%}
+        {{ column }} in ({% for period in periods %}cast('{{ period }}' as date){{ ', ' if not loop.last }}{% endfor %})
     {%- endif -%}
 {%- endmacro %}
 
@@ -66,15 +85,7 @@
         where live.is_live and first_row.dbt_invocation_id = '{{ invocation_id }}'
         order by 1
     {%- endset -%}
-    {%- set periods = run_query(probe).columns[0].values() -%}
-    {%- if not periods -%}
-        {{- return('false') -}}
-    {%- endif -%}
-    {%- set literals = [] -%}
-    {%- for period in periods -%}
-        {%- do literals.append("cast('" ~ period ~ "' as date)") -%}
-    {%- endfor -%}
-    {{- return(scope.column ~ ' in (' ~ literals | join(', ') ~ ')') -}}
+    {{- return(cost_periods_literal(scope.column, run_query(probe).columns[0].values()) | trim) -}}
 {%- endmacro %}
 
 

@@ -29,12 +29,6 @@ line_items as (
 
 ),
 
-periods_to_rebuild as (
-
-    {{ cost_periods_to_rebuild() }}
-
-),
-
 costed as (
 
     select
@@ -89,7 +83,7 @@ costed as (
         '{{ invocation_id }}' as dbt_invocation_id
 
     from line_items
-    where line_items.billing_period in (select periods_to_rebuild.billing_period from periods_to_rebuild)
+    where {{ cost_periods_to_rebuild('line_items.billing_period') }}
 
 )
 
