@@ -61,10 +61,24 @@
     or none. -#}
 {% macro cost_periods_tested_condition(test) -%}
     {%- set attached = test.attached_node if execute else none -%}
-    {%- if not execute or flags.WHICH != 'build' or not attached or attached not in graph.nodes -%}
+    {%- if not execute or not attached -%}
         {{- return(none) -}}
     {%- endif -%}
-    {%- set scope = graph.nodes[attached].config.meta.get('cost_periods_tested') -%}
+    {{- return(cost_periods_tested_condition_of(attached)) -}}
+{%- endmacro %}
+
+
+{#- The same for a singular test reading model `unique_id` (`where` it reads it with), and
+    every period as well when the build also builds one of `unless_built` (the seeds it checks
+    the rows against: a changed seed concerns every period). -#}
+{% macro cost_periods_tested_condition_of(unique_id, unless_built=[]) -%}
+    {%- if not execute or flags.WHICH != 'build' or unique_id not in graph.nodes -%}
+        {{- return(none) -}}
+    {%- endif -%}
+    {%- for other in unless_built if other in selected_resources -%}
+        {{- return(none) -}}
+    {%- endfor -%}
+    {%- set scope = graph.nodes[unique_id].config.meta.get('cost_periods_tested') -%}
     {%- set built_by = 'model.meterline.' ~ (scope or {}).get('built_by', '') -%}
     {%- if not scope or built_by not in selected_resources -%}
         {{- return(none) -}}
