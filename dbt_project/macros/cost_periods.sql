@@ -14,10 +14,9 @@
     reads only their lines, or nothing: as a subquery it read every CUR line of every period to
     find that none was wanted. -#}
 {% macro cost_periods_to_rebuild(column) -%}
+    {#- No alias right after the ref: `dbt run --empty` renders it as an aliased subquery. -#}
     {%- set live -%}
-        select live.billing_period, live.delivery_id
-        from {{ ref('stg_cur__deliveries') }} as live
-        where live.is_live
+        select billing_period, delivery_id from {{ ref('stg_cur__deliveries') }} where is_live
     {%- endset -%}
     {%- if not (execute and is_incremental()
         and 'tenant_tag_key' in (adapter.get_columns_in_relation(this) | map(attribute='name') | list)) -%}
