@@ -83,6 +83,7 @@ def main() -> int:
     parser.add_argument("--hours", type=int, default=12, help="usage rows per subscription and metric")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--write-results", action="store_true")
+    parser.add_argument("--keep", action="store_true", help=f"leave the database {DATABASE} for EXPLAIN")
     args = parser.parse_args()
 
     # dbt's target/ of its own: the shared one belongs to whoever else runs dbt in this checkout.
@@ -148,7 +149,8 @@ def main() -> int:
         ]
         print("\n".join(lines))
     finally:
-        warehouse.drop_database(server, DATABASE)
+        if not args.keep:
+            warehouse.drop_database(server, DATABASE)
     if args.write_results:
         _write_results(lines, args)
     return 0

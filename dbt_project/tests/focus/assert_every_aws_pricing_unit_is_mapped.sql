@@ -6,6 +6,11 @@ with
 charges as (
 
     select * from {{ ref('focus_costs') }}
+    {#- in a build, the periods it derived (macros/cost_periods.sql), unless it rebuilds the seed -#}
+    {%- set scope = cost_periods_tested_condition_of('model.meterline.focus_costs', ['seed.meterline.aws_pricing_units']) %}
+    {%- if scope %}
+    where {{ scope }}
+    {%- endif %}
 
 ),
 

@@ -9,6 +9,11 @@ with
 charges as (
 
     select * from {{ ref('focus_costs') }}
+    {#- in a build, the periods it derived (macros/cost_periods.sql), unless it rebuilds the seed -#}
+    {%- set scope = cost_periods_tested_condition_of('model.meterline.focus_costs', ['seed.meterline.aws_services']) %}
+    {%- if scope %}
+    where {{ scope }}
+    {%- endif %}
 
 ),
 

@@ -15,6 +15,10 @@
 --   zero billable units cost nothing;
 -- * a missing price is an error (pricing_error), never a zero.
 
+{%- set volume_tier -%}
+    model = 'volume' and (billable_quantity > lower_bound or tier = 1) and (up_to is null or billable_quantity <= up_to)
+{%- endset %}
+
 with
 
 segments as (
@@ -216,29 +220,17 @@ tier_amounts as (
             '; ' order by tier
         ) as graduated_detail,
         -- volume: the tier whose (lower_bound, up_to] holds the total; a total of 0 is tier 1
-        max(case when model = 'volume'
-            and (billable_quantity > lower_bound or tier = 1)
-            and (up_to is null or billable_quantity <= up_to) then tier end) as volume_tier,
+        -- (the highest such tier), its unit price and flat fee read in the same pass rather than
+        -- by joining tiered again: that self-join went quadratic when the planner, misjudging
+        -- tiered's size, chose a nested loop (10,000 subscriptions: minutes)
+        max(case when {{ volume_tier }} then tier end) as volume_tier,
+        (array_agg(unit_price order by tier desc) filter (where {{ volume_tier }}))[1] as volume_unit_price,
+        (array_agg(flat_fee order by tier desc) filter (where {{ volume_tier }}))[1] as volume_flat_fee,
         -- units above the last bounded tier have no price
         bool_or(up_to is null) as has_open_tier,
         max(up_to) as last_bound
     from tiered
     group by 1, 2, 3
-
-),
-
-volume_price as (
-
-    select
-        tier_amounts.*,
-        tiered.unit_price as volume_unit_price,
-        tiered.flat_fee as volume_flat_fee
-    from tier_amounts
-    left join tiered
-        on tiered.invoice_id = tier_amounts.invoice_id
-        and tiered.segment_started_at = tier_amounts.segment_started_at
-        and tiered.metric_code = tier_amounts.metric_code
-        and tiered.tier = tier_amounts.volume_tier
 
 ),
 
@@ -269,19 +261,19 @@ priced as (
         end as packages,
         case
             when billable.model in ('per_unit', 'package') then billable.component_unit_price
-            when billable.model = 'volume' then volume_price.volume_unit_price
+            when billable.model = 'volume' then tier_amounts.volume_unit_price
         end as unit_price,
         case
             when billable.billable_quantity = 0 then 0
             when billable.model = 'per_unit' then billable.billable_quantity * billable.component_unit_price
             when billable.model = 'package'
                 then ceil(billable.billable_quantity / billable.package_size) * billable.component_unit_price
-            when billable.model = 'graduated' then volume_price.graduated_amount
+            when billable.model = 'graduated' then tier_amounts.graduated_amount
             when billable.model = 'volume'
-                then billable.billable_quantity * volume_price.volume_unit_price + volume_price.volume_flat_fee
+                then billable.billable_quantity * tier_amounts.volume_unit_price + tier_amounts.volume_flat_fee
         end as amount_unrounded,
-        volume_price.graduated_detail,
-        volume_price.volume_flat_fee,
+        tier_amounts.graduated_detail,
+        tier_amounts.volume_flat_fee,
         case
             when not billable.has_component and billable.usage_quantity > 0
                 then 'no price for metric ' || billable.metric_code || ' on plan ' || billable.plan_id
@@ -290,10 +282,10 @@ priced as (
                 then 'no unit_price for metric ' || billable.metric_code || ' on plan ' || billable.plan_id
             when billable.model = 'package' and billable.package_size is null
                 then 'no package_size for metric ' || billable.metric_code || ' on plan ' || billable.plan_id
-            when billable.model in ('graduated', 'volume') and volume_price.tier_count is null
+            when billable.model in ('graduated', 'volume') and tier_amounts.tier_count is null
                 then 'no price tiers for metric ' || billable.metric_code || ' on plan ' || billable.plan_id
-            when billable.model in ('graduated', 'volume') and not volume_price.has_open_tier
-                and billable.billable_quantity > volume_price.last_bound
+            when billable.model in ('graduated', 'volume') and not tier_amounts.has_open_tier
+                and billable.billable_quantity > tier_amounts.last_bound
                 then 'usage of ' || billable.metric_code || ' above the last price tier of plan ' || billable.plan_id
         end as pricing_error,
         case
@@ -302,10 +294,10 @@ priced as (
                 then 'no overage_unit_price for the quota on ' || billable.metric_code
         end as overage_error
     from billable
-    left join volume_price
-        on volume_price.invoice_id = billable.invoice_id
-        and volume_price.segment_started_at = billable.segment_started_at
-        and volume_price.metric_code = billable.metric_code
+    left join tier_amounts
+        on tier_amounts.invoice_id = billable.invoice_id
+        and tier_amounts.segment_started_at = billable.segment_started_at
+        and tier_amounts.metric_code = billable.metric_code
 
 )
 

@@ -1,10 +1,10 @@
 {#- One row per CUR line of the live delivery of each billing period, with the three costs.
-    Incremental (DESIGN.md: a big table): a build re-derives only the billing periods whose live
-    delivery differs from the one already here, or that were built with another tenant tag key
-    (TENANT_TAG_KEY changed: the key is the column tenant_tag_key, so the next run rebuilds every
-    period on the new key without a full refresh), replacing each such period whole
-    (delete+insert keyed on billing_period; on Spark insert_overwrite of that partition,
-    docs/spark.md), so a re-run never adds rows. -#}
+    Incremental (DESIGN.md: a big table) per billing period (macros/cost_periods.sql): a build
+    re-derives only the periods whose live delivery differs from the one already here, or that
+    were built with another tenant tag key (TENANT_TAG_KEY changed: the key is the column
+    tenant_tag_key, so the next run rebuilds every period on the new key without a full
+    refresh), replacing each such period whole (delete+insert keyed on billing_period; on Spark
+    insert_overwrite of that partition, docs/spark.md), so a re-run never adds rows. -#}
 {{
     config(
         materialized='incremental',
@@ -28,39 +28,6 @@ line_items as (
     select * from {{ ref('stg_cur__line_items') }}
 
 ),
-
-live_deliveries as (
-
-    select billing_period, delivery_id
-    from {{ ref('stg_cur__deliveries') }}
-    where is_live
-
-),
-
-{#- A table built before tenant_tag_key existed is rebuilt whole: its key is unknown. -#}
-{% set has_key_column = is_incremental()
-    and 'tenant_tag_key' in (adapter.get_columns_in_relation(this) | map(attribute='name') | list) %}
-{% if has_key_column %}
-periods_to_rebuild as (
-
-    select billing_period
-    from live_deliveries
-    where not exists (
-        select 1
-        from {{ this }} as built
-        where built.billing_period = live_deliveries.billing_period
-            and built.delivery_id = live_deliveries.delivery_id
-            and built.tenant_tag_key = {{ cur_tag_key() }}
-    )
-
-),
-{% else %}
-periods_to_rebuild as (
-
-    select billing_period from live_deliveries
-
-),
-{% endif %}
 
 costed as (
 
@@ -110,10 +77,13 @@ costed as (
         line_items.extras,
 
         -- flags
-        line_items.bill_invoice_id is not null and line_items.bill_invoice_id <> '' as is_final
+        line_items.bill_invoice_id is not null and line_items.bill_invoice_id <> '' as is_final,
+
+        -- the dbt invocation that derived the period (macros/cost_periods.sql)
+        '{{ invocation_id }}' as dbt_invocation_id
 
     from line_items
-    where line_items.billing_period in (select periods_to_rebuild.billing_period from periods_to_rebuild)
+    where {{ cost_periods_to_rebuild('line_items.billing_period') }}
 
 )
 
