@@ -8,12 +8,16 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install system-packages demo test airflow lint format lock clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+# --compile-bytecode: uv, unlike pip, installs no .pyc files, and where PYTHONDONTWRITEBYTECODE is
+# set (as on our CI machines) Python never writes them either, so every process (each Airflow
+# task, each dbt call) compiled Airflow, dbt and great-expectations from source: importing Airflow
+# and cosmos took 13 s instead of 5 (bench/RESULTS.md).
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml Makefile
 	@echo "[make] installing pinned dependencies into $(VENV)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q uv || echo "[make] uv unavailable, using pip"
 	@if [ -x $(BIN)/uv ]; then \
-		$(BIN)/uv pip sync --python $(BIN)/python requirements.txt requirements-dev.txt && \
+		$(BIN)/uv pip sync --compile-bytecode --python $(BIN)/python requirements.txt requirements-dev.txt && \
 		$(BIN)/uv pip install --python $(BIN)/python --no-deps -e . ; \
 	else \
 		$(BIN)/pip install -r requirements.txt -r requirements-dev.txt && $(BIN)/pip install --no-deps -e . ; \
