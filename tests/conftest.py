@@ -139,15 +139,23 @@ def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory, server_url: str) -> Path:
-    """A migrated Airflow home for this session, copied from a template migrated once per machine."""
+def airflow_template(server_url: str) -> Path:
+    """An Airflow home migrated once per machine and never run in: copy its `airflow.db` for a
+    metadata database with no DAG run in it."""
     template = project_root() / ".airflow" / "test-template"
     template.mkdir(parents=True, exist_ok=True)
     with open(template / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         airflow_env.migrate(airflow_env.environment(template, server_url))
+    return template
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory, airflow_template: Path) -> Path:
+    """A migrated Airflow home for this session's tests, copied from the template. Tests share it
+    and leave their runs in it; a test that counts runs copies `airflow_template` instead."""
     home = tmp_path_factory.mktemp("airflow")
-    shutil.copy(template / "airflow.db", home / "airflow.db")
+    shutil.copy(airflow_template / "airflow.db", home / "airflow.db")
     return home
 
 

@@ -37,10 +37,12 @@ def _health(port: int) -> dict:
         return {}
 
 
-def test_standalone_serves_the_ui_and_stops_on_sigterm(airflow_home: Path, warehouse_url: str, dbt_manifest, tmp_path):
+def test_standalone_serves_the_ui_and_stops_on_sigterm(
+    airflow_template: Path, warehouse_url: str, dbt_manifest, tmp_path
+):
     home = tmp_path / "airflow"
     home.mkdir()
-    shutil.copy(airflow_home / "airflow.db", home / "airflow.db")
+    shutil.copy(airflow_template / "airflow.db", home / "airflow.db")
     port = _free_port()
     # As a user's shell after `make airflow`: the venv is not activated, only the system's PATH.
     env = {

@@ -52,14 +52,14 @@ def _runs(airflow_db, dag_id: str) -> list[tuple]:
 
 
 @pytest.mark.timeout(900)  # ~3 min on a quiet machine; minutes more at a load of 10
-def test_demo_runs_then_unpausing_every_dag_does_not_loop(airflow_home, warehouse_url, dbt_manifest, tmp_path):
+def test_demo_runs_then_unpausing_every_dag_does_not_loop(airflow_template, warehouse_url, dbt_manifest, tmp_path):
     landing = str(tmp_path / "landing")
     generate_catalog(landing, period=START)
     load_catalog(warehouse_url, landing)
     g = generate(landing, START, DAYS, events_per_day=60, files_per_day=1)
     home = tmp_path / "airflow"
     home.mkdir()
-    shutil.copy(airflow_home / "airflow.db", home / "airflow.db")
+    shutil.copy(airflow_template / "airflow.db", home / "airflow.db")  # no other test's runs in it
     env = airflow_env.environment(home, warehouse_url) | {"LANDING_URL": landing}
 
     began = datetime.now(UTC)
