@@ -84,8 +84,8 @@ def parquet_batches(
                 for f in parquet.schema_arrow
                 if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)) and as_dictionary(f.name)
             ]
-            raw.seek(0)
-            parquet = pq.ParquetFile(raw, read_dictionary=names)
+            # The footer already read (on S3, a request): only the reading options change.
+            parquet = pq.ParquetFile(raw, metadata=parquet.metadata, read_dictionary=names)
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
             yield row, batch
             row += batch.num_rows
