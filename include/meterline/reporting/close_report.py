@@ -14,6 +14,7 @@ currency's minor unit (`meterline.money.format_money`, from the same currencies 
 from __future__ import annotations
 
 import io
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -147,8 +148,8 @@ def _tenant_labels(rows: list[dict[str, Any]]) -> dict[str, str]:
     """Each tenant as finance knows it: its catalog name, else its id; a name two tenants share
     gets the id beside it, so no two bars or lines take the same label."""
     names = {str(r["tenant_id"]): r.get("tenant_name") or str(r["tenant_id"]) for r in rows}
-    shared = {n for n in names.values() if list(names.values()).count(n) > 1}
-    return {t: f"{n} ({t})" if n in shared else n for t, n in names.items()}
+    uses = Counter(names.values())
+    return {t: f"{n} ({t})" if uses[n] > 1 else n for t, n in names.items()}
 
 
 def charts(f: CloseFigures) -> dict[str, str]:
