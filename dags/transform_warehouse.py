@@ -4,9 +4,10 @@
 Builds the warehouse's usage and cost models with dbt, through astronomer-cosmos in its watcher
 mode: one task (`dbt.dbt_producer_watcher`) runs a single `dbt build` of the selection, each
 model's tests right after it, so a failing test stops everything downstream of it (and no
-invoice is built on a bad `usage_hourly`); each model keeps a task for its build (`.run`) and one
-for its tests (`.test`) showing what that build did, and a model downstream of a failure shows
-`upstream_failed`. Clearing a model's task re-runs that model alone.
+invoice is built on a bad `usage_hourly`); each model keeps one task (`dbt.<model>_model_build`)
+showing what that build did to the model and to its tests, a test over several models one of its
+own, and a model downstream of a failure shows `upstream_failed`. Clearing a model's task builds
+and tests that model alone.
 
 Runs when an ingest DAG updates raw events, CUR or the catalog (nightly in practice). Invoices,
 reconciliation for a period and emission belong to `close_billing_period`.
@@ -45,6 +46,7 @@ from meterline.config import dag_defaults
 from meterline.connections import dbt_profile
 from meterline.spark.engine import HEAVY, engine
 from meterline.transform import NIGHTLY_SELECTION, dbt_executable, manifest_path, project_dir
+from meterline.watcher import NODE_CONVERTERS, report_tests_the_build_runs
 
 
 @dag(
@@ -64,25 +66,27 @@ def transform_warehouse():
         project_config=ProjectConfig(dbt_project_path=project_dir(), manifest_path=manifest_path()),
         # dbt's profile from the Airflow connection `warehouse` (meterline.connections).
         profile_config=dbt_profile(),
-        # AFTER_EACH: each model shows as a task group with its run and its tests; the producer's
-        # `dbt build` runs a model's tests right after it, so a failing test stops everything
-        # downstream of it (dbt skips what reads the model), and those models' tasks fail.
+        # BUILD: one task per model for the model and its tests (meterline.watcher, through cosmos's
+        # node converters: cosmos's own watcher operator refuses BUILD); the producer's `dbt build`
+        # runs a model's tests right after it, so a failing test stops everything downstream of it
+        # (dbt skips what reads the model), and those models' tasks fail.
         # emit_datasets off: cosmos would declare one `postgres://host/...` asset per model, which
         # a socket-path host (the embedded warehouse) cannot express; we declare warehouse://marts.
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             select=NIGHTLY_SELECTION,
             exclude=[HEAVY] if on_spark else [],
-            test_behavior=TestBehavior.AFTER_EACH,
+            test_behavior=TestBehavior.BUILD,
+            node_converters=NODE_CONVERTERS,
             # A test over two models (relationships, totals checks) gets its own task after both.
             should_detach_multiple_parents_tests=True,
             emit_datasets=False,
         ),
         # WATCHER: one `dbt build` of the whole selection (one start-up, one parse, dbt's threads)
-        # in a producer task; each model keeps its tasks, which take that model's outcome (and its
+        # in a producer task; each model keeps its task, which takes that model's outcome (and its
         # tests') from the build. Tests whose parents are not all in a model's task run after both.
         # The producer does not retry: cosmos refuses a second build and skips, which would let
-        # the run end "success" without building. A model's task retried runs that model alone.
+        # the run end "success" without building. A model's task retried builds that model alone.
         execution_config=ExecutionConfig(
             execution_mode=ExecutionMode.WATCHER,
             # dbt in its own process: in-process (dbtRunner) cosmos serialises every dbt event in a
@@ -101,6 +105,7 @@ def transform_warehouse():
     # each reports its own model's; the tasks after them keep dbt's lineage (all_success), so a
     # model downstream of a failed one or of a failed test shows upstream_failed.
     producer = group.children[f"{group.group_id}.{PRODUCER_WATCHER_TASK_ID}"]
+    report_tests_the_build_runs(group, producer)
     for node in list(group.iter_tasks()):
         if node is not producer and not node.upstream_task_ids:
             producer >> node

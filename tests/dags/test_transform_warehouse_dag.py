@@ -1,6 +1,7 @@
 """transform_warehouse renders dbt models as Airflow tasks (cosmos, watcher mode): one `dbt build`
-of the selection, and per model a task for its build and one for its tests, reporting what that
-build did. The end-to-end month (test_monthly_close_end_to_end) runs it against a real warehouse."""
+of the selection, and per model one task reporting what that build did to the model and to its
+tests (meterline.watcher). The end-to-end month (test_monthly_close_end_to_end) runs it against a
+real warehouse."""
 
 from __future__ import annotations
 
@@ -23,20 +24,36 @@ def _dag():
 
 
 def test_nightly_selection_renders_one_build_and_a_task_per_model(dbt_manifest):
+    from meterline.watcher import ModelBuildWatcher
+
     dag = _dag()
     task_ids = set(dag.task_ids)
     producer = dag.get_task("dbt.dbt_producer_watcher")
     # One dbt process builds the whole nightly selection, tests included.
     assert producer.base_cmd == ["build"] and producer.retries == 0
     models = ("stg_events__usage_events", "usage_hourly", "fact_cost_raw", "recon_summary")
-    assert {f"dbt.{m}.{kind}" for m in models for kind in ("run", "test")} <= task_ids
-    # dbt's lineage becomes task order: a model reports after the tests of what it reads
-    assert "dbt.stg_events__usage_events.test" in dag.get_task("dbt.usage_hourly.run").upstream_task_ids
+    for model in models:
+        task = dag.get_task(f"dbt.{model}_model_build")
+        # one task for the model and its tests; cleared, it builds and tests that model alone
+        assert isinstance(task, ModelBuildWatcher) and task.has_tests and task.base_cmd == ["build"], model
+    assert not {t for t in task_ids if t.endswith((".run", ".test"))}, "no separate run and test tasks"
+    # dbt's lineage becomes task order: a model reports after what it reads (and its tests)
+    upstream = dag.get_task("dbt.usage_hourly_model_build").upstream_task_ids
+    assert upstream == {"dbt.stg_events__usage_events_model_build"}
     # the first models report once the build is over, whatever its outcome
-    first = dag.get_task("dbt.stg_events__usage_events.run")
+    first = dag.get_task("dbt.stg_events__usage_events_model_build")
     assert first.upstream_task_ids == {producer.task_id} and first.trigger_rule == "all_done"
-    invoice_marts = {"dbt.invoice_header.run", "dbt.invoice_draft_lines.run"}
+    invoice_marts = {"dbt.invoice_header_model_build", "dbt.invoice_draft_lines_model_build"}
     assert not invoice_marts & task_ids, "invoices are built by close_billing_period"
+    # Each task waits for results the build gives: a model's task for its tests over it alone, a
+    # test over two models (a task of its own) for its own result, and nothing for a test the
+    # build does not run (a relationship to the currencies seed, outside the nightly selection).
+    waits = producer.tests_per_model
+    tenants = waits["model.meterline.stg_catalog__tenants"]
+    assert tenants and not [t for t in tenants if t.startswith("test.meterline.relationships_")]
+    relationships = {t for t in waits if t.startswith("test.meterline.relationships_")}
+    assert relationships and all(waits[t] == [t] for t in relationships)
+    assert not [t for t in relationships if "ref_currencies" in t]
 
 
 def test_on_spark_the_heavy_models_are_one_task_before_the_dbt_tasks(dbt_manifest, monkeypatch):
@@ -50,8 +67,9 @@ def test_on_spark_the_heavy_models_are_one_task_before_the_dbt_tasks(dbt_manifes
     dag = DagBag(dag_folder=str(project_root() / "dags" / "transform_warehouse.py")).dags["transform_warehouse"]
     task_ids = set(dag.task_ids)
     assert "spark_heavy_models" in task_ids
-    assert not {"dbt.usage_hourly.run", "dbt.usage_metered_hourly.run", "dbt.fact_cost_raw.run"} & task_ids
-    assert "dbt.usage_daily.run" in task_ids
+    heavy = {"dbt.usage_hourly_model_build", "dbt.usage_metered_hourly_model_build", "dbt.fact_cost_raw_model_build"}
+    assert not heavy & task_ids
+    assert "dbt.usage_daily_model_build" in task_ids
     assert dag.get_task("spark_heavy_models").downstream_task_ids == {"dbt.dbt_producer_watcher"}
     roots = {t.task_id for t in dag.roots}
     assert roots == {"spark_heavy_models"}
@@ -86,15 +104,15 @@ def test_a_failing_dbt_test_stops_what_reads_the_model_and_fails_the_run(airflow
 
     states = _task_states(airflow["AIRFLOW_HOME"], logical_date)
     assert states["dbt.dbt_producer_watcher"] == "failed"
-    assert states["dbt.stg_catalog__metrics.run"] == "success"
-    assert states["dbt.stg_catalog__metrics.test"] == "failed"
+    # the model was built, its test failed: its task fails
+    assert states["dbt.stg_catalog__metrics_model_build"] == "failed"
     # what reads the metrics is not built...
     for model in ("usage_metered_hourly", "usage_snapshot_daily", "fact_cost_allocated", "recon_summary"):
-        assert states[f"dbt.{model}.run"] == "upstream_failed", model
+        assert states[f"dbt.{model}_model_build"] == "upstream_failed", model
         (built,) = db.execute("select to_regclass(%s) is not null", [f"marts.{model}"]).fetchone()
         assert not built, model
     # ...and what does not is, and says so
     for model in ("usage_hourly", "fact_cost_raw"):
-        assert (states[f"dbt.{model}.run"], states[f"dbt.{model}.test"]) == ("success", "success"), model
+        assert states[f"dbt.{model}_model_build"] == "success", model
         (built,) = db.execute("select to_regclass(%s) is not null", [f"marts.{model}"]).fetchone()
         assert built, model
