@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -98,26 +99,23 @@ def _shared_marker(token: str, what: str) -> Path:
     return Path(tempfile.gettempdir()) / f"meterline-test-{token}-{what}.built"
 
 
-@pytest.fixture(scope="session")
-def billing_month(server_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The hand-written month (tests/handwritten_month.py) loaded and built once for the whole
-    test run, in a database the tests copy (`month_url`); never used directly.
+def _shared_database(server_url: str, what: str, template: str, build) -> Iterator[str]:
+    """A database built once for the whole test run from `template` by `build(url)`, named
+    `<run>_<what>`; tests copy it, never use it directly.
 
     Under pytest-xdist the first worker to need it builds it while the others wait on a file
-    lock, then every worker copies the same database (the build costs ~40 s of CPU: once per
-    run, not once per worker). The controller drops it when the run ends (pytest_unconfigure):
-    a worker that finished cannot know whether another still copies it."""
-    from handwritten_month import build_month
-
+    lock, then every worker copies the same database. The controller drops it when the run ends
+    (pytest_unconfigure): a worker that finished cannot know whether another still copies it."""
     prefix, token = _test_run()
-    name = f"{prefix}_month"
-    marker = _shared_marker(token, "month")
+    name = f"{prefix}_{what}"
+    marker = _shared_marker(token, what)
     with open(marker.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not marker.exists():
             warehouse.drop_database(server_url, name)  # a build that failed half-way
-            warehouse.create_database(server_url, name, template=template_db)
-            build_month(warehouse.with_database(server_url, name), tmp_path_factory.mktemp("handwritten") / "landing")
+            warehouse.create_database(server_url, name, template=template)
+            build(warehouse.with_database(server_url, name))
+            _disconnect(server_url, name)
             marker.write_text(server_url)
     yield name
     if not _in_xdist_worker():
@@ -126,10 +124,60 @@ def billing_month(server_url: str, template_db: str, tmp_path_factory: pytest.Te
         marker.with_suffix(".lock").unlink(missing_ok=True)
 
 
+def _disconnect(server_url: str, name: str) -> None:
+    """End the sessions a build left open on database `name` (the suites' SQLAlchemy pool keeps
+    its connections), which would refuse it as a template: "being accessed by other users"."""
+    import psycopg
+
+    with psycopg.connect(warehouse.with_database(server_url, "postgres"), autocommit=True) as conn:
+        conn.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s and pid <> pg_backend_pid()",
+            [name],
+        )
+
+
+_SHARED = ("month", "gated_month")  # what _shared_database builds, for pytest_unconfigure
+
+
+@pytest.fixture(scope="session")
+def billing_month(server_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The hand-written month (tests/handwritten_month.py) loaded and built once for the whole
+    test run (~40 s of CPU: once, not once per xdist worker), in a database the tests copy
+    (`month_url`)."""
+    from handwritten_month import build_month
+
+    landing = tmp_path_factory.mktemp("handwritten") / "landing"
+    yield from _shared_database(server_url, "month", template_db, lambda url: build_month(url, landing))
+
+
+@pytest.fixture(scope="session")
+def gated_month(server_url: str, billing_month: str) -> Iterator[str]:
+    """The built month after the close's suites and a gate that passed (handwritten_month.pass_gate),
+    once for the whole test run: the emitter's and the corrections' tests start there, and each
+    ran the same suites on its own copy (the gate's records are data: watermarks and the drafts'
+    fingerprints, equal in every copy)."""
+    from handwritten_month import pass_gate
+
+    yield from _shared_database(server_url, "gated_month", billing_month, pass_gate)
+
+
 @pytest.fixture
 def month_url(server_url: str, billing_month: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh copy of the built hand-written month for this test; `WAREHOUSE_URL` points at it."""
     yield from _copy_of(server_url, billing_month, monkeypatch)
+
+
+@pytest.fixture
+def gated_month_url(server_url: str, gated_month: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh copy of the gated month (`gated_month`) for this test; `WAREHOUSE_URL` points at it."""
+    yield from _copy_of(server_url, gated_month, monkeypatch)
+
+
+@pytest.fixture
+def gated_month_db(gated_month_url: str):
+    """An autocommit connection to the test's copy of the gated month, acting as the pipeline role."""
+    with warehouse.connect(gated_month_url, autocommit=True) as conn:
+        yield conn
 
 
 @pytest.fixture
@@ -282,11 +330,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if _in_xdist_worker() or os.environ.get(_RUN_VAR) != _RUN:
         return
     prefix, token = _test_run()
-    marker = _shared_marker(token, "month")
-    if marker.exists():
-        warehouse.drop_database(marker.read_text(), f"{prefix}_month")
-        marker.unlink()
-    marker.with_suffix(".lock").unlink(missing_ok=True)
+    for what in reversed(_SHARED):  # the gated month was copied from the month
+        marker = _shared_marker(token, what)
+        if marker.exists():
+            warehouse.drop_database(marker.read_text(), f"{prefix}_{what}")
+            marker.unlink()
+        marker.with_suffix(".lock").unlink(missing_ok=True)
     _shared_marker(token, "bootstrap").with_suffix(".lock").unlink(missing_ok=True)
 
 
