@@ -285,6 +285,12 @@ def month_airflow(airflow_home: Path, month_url: str, dbt_manifest: Path) -> dic
     return airflow_env.environment(airflow_home, month_url)
 
 
+@pytest.fixture
+def gated_month_airflow(airflow_home: Path, gated_month_url: str, dbt_manifest: Path) -> dict[str, str]:
+    """The environment for an Airflow subprocess working on this test's copy of the gated month."""
+    return airflow_env.environment(airflow_home, gated_month_url)
+
+
 def _main_module_as_in_one_process() -> None:
     """A pytest-xdist worker's `__main__` (execnet's `python -c`) has neither `__spec__` nor
     `__file__`, which pyspark.sql.connect takes for a doctest run and answers with sys.exit(0)
