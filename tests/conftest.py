@@ -314,7 +314,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _main_module_as_in_one_process()
     elif getattr(config.option, "numprocesses", None):
         # The controller of a pytest-xdist run: its name for the run's shared databases
-        # (billing_month), inherited by the workers it starts.
+        # (billing_month, gated_month), inherited by the workers it starts.
         os.environ[_RUN_VAR] = _RUN
     # Each pytest-xdist worker its own scratch home (a worker inherits the controller's variables).
     if _in_xdist_worker() or "AIRFLOW_HOME" not in os.environ:
