@@ -13,6 +13,9 @@ import fcntl
 import itertools
 import os
 import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,12 @@ from meterline.config import project_root
 
 _counter = itertools.count()
 _PREFIX = f"mlt_{os.getpid()}"
+_RUN_VAR = "METERLINE_TEST_RUN"
+_RUN = f"{_PREFIX}:{uuid.uuid4().hex}"
+
+
+def _in_xdist_worker() -> bool:
+    return "PYTEST_XDIST_WORKER" in os.environ
 
 
 @pytest.fixture(scope="session")
@@ -34,9 +43,16 @@ def server_url() -> str:
 def template_db(server_url: str):
     name = f"{_PREFIX}_template"
     warehouse.drop_database(server_url, name)
-    warehouse.bootstrap(warehouse.with_database(server_url, name))
+    # One bootstrap at a time: pytest-xdist's workers start theirs together, and two at once
+    # raced on the cluster-wide roles ("tuple concurrently updated" from ALTER ROLE).
+    lock_file = _shared_marker(_test_run()[1], "bootstrap").with_suffix(".lock")
+    with open(lock_file, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        warehouse.bootstrap(warehouse.with_database(server_url, name))
     yield name
     warehouse.drop_database(server_url, name)
+    if not _in_xdist_worker():
+        lock_file.unlink(missing_ok=True)
 
 
 _in_use: set[str] = set()
@@ -69,24 +85,99 @@ def warehouse_url(server_url: str, template_db: str, monkeypatch: pytest.MonkeyP
     yield from _copy_of(server_url, template_db, monkeypatch)
 
 
+def _test_run() -> tuple[str, str]:
+    """The whole test run's database prefix and token, shared by its pytest-xdist workers: the
+    controller's (set in pytest_configure, inherited by the workers), or this process's when it
+    runs alone. The token is new each run, so a marker left by a run that crashed never counts."""
+    prefix, _, token = (os.environ.get(_RUN_VAR) or _RUN).partition(":")
+    return prefix, token
+
+
+def _shared_marker(token: str, what: str) -> Path:
+    """The file that says the run's shared database `what` is built (it holds the server's URL,
+    for the controller to drop it at the end); its lock file beside it."""
+    return Path(tempfile.gettempdir()) / f"meterline-test-{token}-{what}.built"
+
+
+def _shared_database(server_url: str, what: str, template: str, build) -> Iterator[str]:
+    """A database built once for the whole test run from `template` by `build(url)`, named
+    `<run>_<what>`; tests copy it, never use it directly.
+
+    Under pytest-xdist the first worker to need it builds it while the others wait on a file
+    lock, then every worker copies the same database. The controller drops it when the run ends
+    (pytest_unconfigure): a worker that finished cannot know whether another still copies it."""
+    prefix, token = _test_run()
+    name = f"{prefix}_{what}"
+    marker = _shared_marker(token, what)
+    with open(marker.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists():
+            warehouse.drop_database(server_url, name)  # a build that failed half-way
+            warehouse.create_database(server_url, name, template=template)
+            build(warehouse.with_database(server_url, name))
+            _disconnect(server_url, name)
+            marker.write_text(server_url)
+    yield name
+    if not _in_xdist_worker():
+        warehouse.drop_database(server_url, name)
+        marker.unlink(missing_ok=True)
+        marker.with_suffix(".lock").unlink(missing_ok=True)
+
+
+def _disconnect(server_url: str, name: str) -> None:
+    """End the sessions a build left open on database `name` (the suites' SQLAlchemy pool keeps
+    its connections), which would refuse it as a template: "being accessed by other users"."""
+    import psycopg
+
+    with psycopg.connect(warehouse.with_database(server_url, "postgres"), autocommit=True) as conn:
+        conn.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s and pid <> pg_backend_pid()",
+            [name],
+        )
+
+
+_SHARED = ("month", "gated_month")  # what _shared_database builds, for pytest_unconfigure
+
+
 @pytest.fixture(scope="session")
-def billing_month(server_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The hand-written month (tests/handwritten_month.py) loaded and built once for the session,
-    in a database the tests copy (`month_url`); never used directly."""
+def billing_month(server_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The hand-written month (tests/handwritten_month.py) loaded and built once for the whole
+    test run (~40 s of CPU: once, not once per xdist worker), in a database the tests copy
+    (`month_url`)."""
     from handwritten_month import build_month
 
-    name = f"{_PREFIX}_month"
-    warehouse.drop_database(server_url, name)
-    warehouse.create_database(server_url, name, template=template_db)
-    build_month(warehouse.with_database(server_url, name), tmp_path_factory.mktemp("handwritten") / "landing")
-    yield name
-    warehouse.drop_database(server_url, name)
+    landing = tmp_path_factory.mktemp("handwritten") / "landing"
+    yield from _shared_database(server_url, "month", template_db, lambda url: build_month(url, landing))
+
+
+@pytest.fixture(scope="session")
+def gated_month(server_url: str, billing_month: str) -> Iterator[str]:
+    """The built month after the close's suites and a gate that passed (handwritten_month.pass_gate),
+    once for the whole test run: the emitter's and the corrections' tests start there, and each
+    ran the same suites on its own copy (the gate's records are data: watermarks and the drafts'
+    fingerprints, equal in every copy)."""
+    from handwritten_month import pass_gate
+
+    yield from _shared_database(server_url, "gated_month", billing_month, pass_gate)
 
 
 @pytest.fixture
 def month_url(server_url: str, billing_month: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh copy of the built hand-written month for this test; `WAREHOUSE_URL` points at it."""
     yield from _copy_of(server_url, billing_month, monkeypatch)
+
+
+@pytest.fixture
+def gated_month_url(server_url: str, gated_month: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh copy of the gated month (`gated_month`) for this test; `WAREHOUSE_URL` points at it."""
+    yield from _copy_of(server_url, gated_month, monkeypatch)
+
+
+@pytest.fixture
+def gated_month_db(gated_month_url: str):
+    """An autocommit connection to the test's copy of the gated month, acting as the pipeline role."""
+    with warehouse.connect(gated_month_url, autocommit=True) as conn:
+        yield conn
 
 
 @pytest.fixture
@@ -194,6 +285,12 @@ def month_airflow(airflow_home: Path, month_url: str, dbt_manifest: Path) -> dic
     return airflow_env.environment(airflow_home, month_url)
 
 
+@pytest.fixture
+def gated_month_airflow(airflow_home: Path, gated_month_url: str, dbt_manifest: Path) -> dict[str, str]:
+    """The environment for an Airflow subprocess working on this test's copy of the gated month."""
+    return airflow_env.environment(airflow_home, gated_month_url)
+
+
 def _main_module_as_in_one_process() -> None:
     """A pytest-xdist worker's `__main__` (execnet's `python -c`) has neither `__spec__` nor
     `__file__`, which pyspark.sql.connect takes for a doctest run and answers with sys.exit(0)
@@ -212,13 +309,15 @@ def _main_module_as_in_one_process() -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """In-process Airflow (DagBag tests) reads its config at first import: point it at a
     scratch home and our DAGs before any test imports airflow."""
-    import tempfile
-
     root = project_root()
-    if "PYTEST_XDIST_WORKER" in os.environ:
+    if _in_xdist_worker():
         _main_module_as_in_one_process()
+    elif getattr(config.option, "numprocesses", None):
+        # The controller of a pytest-xdist run: its name for the run's shared databases
+        # (billing_month, gated_month), inherited by the workers it starts.
+        os.environ[_RUN_VAR] = _RUN
     # Each pytest-xdist worker its own scratch home (a worker inherits the controller's variables).
-    if "PYTEST_XDIST_WORKER" in os.environ or "AIRFLOW_HOME" not in os.environ:
+    if _in_xdist_worker() or "AIRFLOW_HOME" not in os.environ:
         os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="meterline-airflow-")
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(root / "dags")
     os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(root / "plugins")
@@ -230,6 +329,20 @@ def pytest_configure(config: pytest.Config) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="meterline-dbt-"))
     os.environ["METERLINE_DBT_TARGET_PATH"] = str(scratch / "target")
     os.environ["DBT_LOG_PATH"] = str(scratch / "logs")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The controller of a pytest-xdist run drops the run's shared databases, its workers done."""
+    if _in_xdist_worker() or os.environ.get(_RUN_VAR) != _RUN:
+        return
+    prefix, token = _test_run()
+    for what in reversed(_SHARED):  # the gated month was copied from the month
+        marker = _shared_marker(token, what)
+        if marker.exists():
+            warehouse.drop_database(marker.read_text(), f"{prefix}_{what}")
+            marker.unlink()
+        marker.with_suffix(".lock").unlink(missing_ok=True)
+    _shared_marker(token, "bootstrap").with_suffix(".lock").unlink(missing_ok=True)
 
 
 # What each module's tests cost, in seconds, in the clean-clone CI run of 2026-12-02 (load 1-4;

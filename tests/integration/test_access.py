@@ -16,7 +16,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 from _issued import issue_invoice
-from handwritten_month import PERIOD, SUB, TOTALS, pass_gate
+from handwritten_month import PERIOD, SUB, TOTALS
 from psycopg import sql
 
 from meterline import transform
@@ -152,11 +152,11 @@ def test_operator_and_deployment_login_read_every_row(db, warehouse_url, new_log
                            " values (%s, 3, 'adjustment', 'late usage', 1.50)", [first])  # fmt: skip
 
 
-def test_tenant_views_show_each_tenant_only_its_rows(month_db, month_url, tmp_path):
+def test_tenant_views_show_each_tenant_only_its_rows(gated_month_db, gated_month_url, tmp_path):
     # A real month through the real emitter and a real credit note: the pipeline writes with
-    # row-level security forced on billing.
-    db, warehouse_url = month_db, month_url
-    pass_gate(warehouse_url)
+    # row-level security forced on billing. The month as the suites and a passing gate left it
+    # (handwritten_month.pass_gate).
+    db, warehouse_url = gated_month_db, gated_month_url
     result = emit(warehouse_url, PERIOD, str(tmp_path / "outbox"), issued_at=datetime(2025, 4, 2, tzinfo=UTC))
     assert len(result.issued) == 3
     issue_credit_note(warehouse_url, "INV-2025-000002", reason="goodwill", actor="ops@example.com",

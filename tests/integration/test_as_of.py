@@ -109,3 +109,19 @@ def test_a_new_as_of_does_not_make_dbt_parse_the_project_again(warehouse_url):
         text=True,
     )
     assert "2027-03-15T12:30:00+00:00" in compiled.stdout
+
+
+def test_a_call_in_a_scratch_target_leaves_its_parse_for_the_next(warehouse_url, tmp_path, monkeypatch):
+    """The close's dbt calls run in a target folder of their own (transform.scratch_target): the
+    partial-parse cache they leave goes back to the shared folder, so the next call, the next
+    close's among them, parses nothing (each parsed the whole project when the shared folder had
+    no usable cache)."""
+    shared = tmp_path / "target"
+    monkeypatch.setenv("METERLINE_DBT_TARGET_PATH", str(shared))  # no cache in it yet
+    _, output = transform.run_for_results(["parse", "--quiet"], warehouse_url, as_of=CLOSE)
+    assert (shared / "partial_parse.msgpack").exists(), output
+    with transform.scratch_target() as scratch:
+        transform.run(["parse", "--quiet", "--target-path", str(scratch)], warehouse_url, as_of=LATER)
+        perf = json.loads((scratch / "perf_info.json").read_text())
+    assert perf["is_partial_parse_enabled"]
+    assert perf["parsed_path_count"] == 0

@@ -30,14 +30,14 @@ NUMBERS = ["INV-2025-000001", "INV-2025-000002", "INV-2025-000003"]
 
 
 @pytest.fixture
-def month(month_url: str) -> str:
-    pass_gate(month_url)
-    return month_url
+def month(gated_month_url: str) -> str:
+    """A copy of the month after the suites and a gate that passed (handwritten_month.pass_gate)."""
+    return gated_month_url
 
 
 @pytest.fixture
-def db(month_db: psycopg.Connection) -> psycopg.Connection:
-    return month_db
+def db(gated_month_db: psycopg.Connection) -> psycopg.Connection:
+    return gated_month_db
 
 
 def invoices(db: psycopg.Connection) -> list[tuple]:
