@@ -32,6 +32,7 @@ from cosmos.core.airflow import get_airflow_task
 from cosmos.dbt.graph import DbtNode
 from cosmos.operators._watcher.aggregation import get_tests_status_xcom_key
 from cosmos.operators._watcher.state import (
+    DbtTestStatus,
     ProducerTaskState,
     _log_dbt_event,
     get_dbt_event_xcom_key,
@@ -41,8 +42,6 @@ from cosmos.operators._watcher.state import (
     is_producer_task_terminated,
 )
 from cosmos.operators.watcher import DbtConsumerWatcherSensor
-
-PASS = "pass"
 
 
 class ModelBuildWatcher(DbtConsumerWatcherSensor):
@@ -100,7 +99,7 @@ class ModelBuildWatcher(DbtConsumerWatcherSensor):
                     f"see the log of task '{self.producer_task_id}'"
                 )
             return False
-        if tests != PASS:
+        if tests != DbtTestStatus.PASS:
             raise AirflowException(
                 f"A test of '{self.model_unique_id}' failed, so nothing that reads it was built: "
                 f"see the log of task '{self.producer_task_id}'"
