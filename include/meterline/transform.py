@@ -174,15 +174,9 @@ def scratch_target() -> Iterator[Path]:
         before = used.stat().st_mtime_ns if used.exists() else None
         yield Path(scratch)
         if used.exists() and used.stat().st_mtime_ns != before:
-            _replace_atomically(used, cache)
+            from meterline.landing import Zone  # written whole (a rename): a reader sees old or new
 
-
-def _replace_atomically(source: Path, destination: Path) -> None:
-    """Copy `source` over `destination` so that a reader sees the old file or the new, never half."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(f".{destination.name}.{os.getpid()}")
-    shutil.copy2(source, partial)
-    os.replace(partial, destination)
+            Zone(str(cache.parent)).write_bytes(cache.name, used.read_bytes())
 
 
 def run_for_results(
