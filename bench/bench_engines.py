@@ -48,6 +48,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from _timing import machine, write_section
+from psycopg import sql
 
 from meterline import transform, warehouse
 from meterline.catalog.load import load_catalog
@@ -119,9 +120,9 @@ def copy_of(server: str, name: str, in_place: bool) -> str:
 def empty_heavy_marts(url: str) -> None:
     """In place, Spark's hand-off must refill what PostgreSQL built, or the comparison proves
     nothing."""
+    tables = [sql.Identifier("marts", name) for name in CHECKS] + [sql.Identifier("ops", "spark_handoff")]
     with warehouse.connect(url) as conn:
-        conn.execute(f"truncate {', '.join('marts.' + name for name in CHECKS)}")
-        conn.execute("truncate ops.spark_handoff")
+        conn.execute(sql.SQL("truncate {}").format(sql.SQL(", ").join(tables)))
 
 
 def footprint(url: str, *folders: Path) -> dict[str, str]:
@@ -192,8 +193,8 @@ class Nightly:
         done = engine.build(spark_url)
         self.result["spark"] = done["seconds"]
         say(f"nightly on spark: {done['seconds']}")
-        if checks(spark_url) != expected:
-            raise SystemExit(f"the nightly build on spark differs: {checks(spark_url)} != {expected}")
+        if (found := checks(spark_url)) != expected:
+            raise SystemExit(f"the nightly build on spark differs: {found} != {expected}")
 
 
 def bench_spark(
