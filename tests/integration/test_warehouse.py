@@ -95,15 +95,26 @@ def test_operator_and_analyst_logins_have_the_runbook_search_path(db, warehouse_
 
 @pytest.mark.skipif(not warehouse.is_embedded(), reason="settings of the embedded server only")
 def test_embedded_server_is_set_for_bulk_loads(server_url):
-    """Checkpoints spaced for loads of a million rows (warehouse.EMBEDDED_SETTINGS), kept in the
-    data folder and in force on the running server."""
+    """Checkpoints spaced for loads of a million rows and shared buffers that hold the events' key
+    index (warehouse.EMBEDDED_SETTINGS): written to the data folder's meterline.conf before the
+    server starts, in force on the running server, and not overridden by an ALTER SYSTEM of an
+    earlier version. (A server started before they changed shows the old values until
+    `meterline warehouse stop`.)"""
     warehouse.url()
+    expected = {"shared_buffers": "1GB", "max_wal_size": "4GB", "checkpoint_timeout": "15min"}
     for _ in range(50):  # a reload reaches new sessions within milliseconds, not at once
         with psycopg.connect(warehouse.with_database(server_url, "postgres")) as conn:
             shown = {name: conn.execute(f"show {name}").fetchone()[0] for name in warehouse.EMBEDDED_SETTINGS}
-            saved = dict(conn.execute("select name, setting from pg_file_settings where sourcefile like '%.auto.conf'"))
-        if shown == saved:
+            saved = dict(
+                conn.execute("select name, setting from pg_file_settings where sourcefile like '%/meterline.conf'")
+            )
+            overridden = conn.execute(
+                "select name from pg_file_settings where sourcefile like '%%.auto.conf' and name = any(%s)",
+                [list(expected)],
+            ).fetchall()
+        if shown == expected:
             break
         time.sleep(0.1)
-    assert shown == {"max_wal_size": "4GB", "checkpoint_timeout": "15min"}
-    assert saved == {"max_wal_size": "4GB", "checkpoint_timeout": "15min"}
+    assert shown == expected
+    assert saved == expected
+    assert overridden == []
