@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -118,3 +122,50 @@ def test_embedded_server_is_set_for_bulk_loads(server_url):
     assert shown == expected
     assert saved == expected
     assert overridden == []
+
+
+@pytest.mark.skipif(not warehouse.is_embedded(), reason="settings of the embedded server only")
+def test_a_data_folder_of_an_earlier_version_takes_the_settings_file(tmp_path):
+    """An earlier version applied its settings with ALTER SYSTEM, which overrides any file: the
+    next start resets those entries. A reloadable setting then follows meterline.conf at once; one
+    that only a start applies (shared_buffers) keeps the old value until the next start, and the
+    start says so. As an operator runs it: `meterline warehouse url` / `stop`, a data folder of
+    its own (METERLINE_HOME)."""
+    cli = str(Path(sys.executable).with_name("meterline"))
+    env = {k: v for k, v in os.environ.items() if k != "WAREHOUSE_URL"} | {"METERLINE_HOME": str(tmp_path)}
+
+    def start() -> tuple[str, str]:
+        done = subprocess.run([cli, "warehouse", "url"], env=env, capture_output=True, text=True, check=True)
+        return done.stdout.strip().splitlines()[-1], done.stderr
+
+    def settings(url: str) -> dict[str, str]:
+        with psycopg.connect(warehouse.with_database(url, "postgres")) as conn:
+            return {name: conn.execute(f"show {name}").fetchone()[0] for name in warehouse.EMBEDDED_SETTINGS}
+
+    expected = {"shared_buffers": "1GB", "max_wal_size": "4GB", "checkpoint_timeout": "15min"}
+    try:
+        url, _ = start()
+        assert settings(url) == expected  # a new data folder: in force from its first start
+        with psycopg.connect(warehouse.with_database(url, "postgres"), autocommit=True) as conn:
+            conn.execute("alter system set max_wal_size = '2GB'")
+            conn.execute("alter system set shared_buffers = '128MB'")
+        subprocess.run([cli, "warehouse", "stop"], env=env, capture_output=True, check=True)
+
+        url, log = start()
+        for _ in range(50):  # the reload reaches new sessions within milliseconds, not at once
+            if (shown := settings(url))["max_wal_size"] == "4GB":
+                break
+            time.sleep(0.1)
+        assert shown == expected | {"shared_buffers": "128MB"}
+        assert "runs with shared_buffers = 128MB instead of 1GB until it restarts" in log
+        with psycopg.connect(warehouse.with_database(url, "postgres")) as conn:
+            assert (
+                conn.execute("select name from pg_file_settings where sourcefile like '%.auto.conf'").fetchall() == []
+            )
+        subprocess.run([cli, "warehouse", "stop"], env=env, capture_output=True, check=True)
+
+        url, log = start()
+        assert settings(url) == expected
+        assert "until it restarts" not in log
+    finally:
+        subprocess.run([cli, "warehouse", "stop"], env=env, capture_output=True)
