@@ -5,7 +5,8 @@ first delivery of each event and record their ledgers in PostgreSQL, in one tran
 partition. This module copies what they committed into the lake, one partition at a time:
 the partitions whose ledger fingerprint differs from the one written beside the partition's
 Parquet file are exported again (PostgreSQL COPY -> Arrow -> Parquet), whole, into a new folder
-that then takes the old one's place; the others are not read. So a sync after a nightly load
+that then takes the old one's place; the others are not read (an event day is found through a
+BRIN on partition_date, not by scanning raw.events). So a sync after a nightly load
 reads that day only, and a re-run changes nothing. A partition is held in memory while it is
 written (a day of a million events: a few hundred MB).
 
@@ -48,6 +49,8 @@ class LakeTable:
     name: str
     partition: str | None = None
     fingerprints: sql.Composable | None = None
+    # Run before the partitions are exported (each export reads `where partition = value`).
+    prepare: sql.Composable | None = None
 
 
 TABLES = (
@@ -60,6 +63,11 @@ TABLES = (
             "select partition_date, concat_ws('/', count(*), sum(rows_loaded), max(loaded_at))"
             " from raw.ingested_files where feed = 'events' group by partition_date"
         ),
+        # A partition is found through a BRIN (migration 120). A BRIN reads every block range it
+        # holds no summary for, whatever is asked, and the ranges loaded since the last summary
+        # (dbt's usage models summarise in their pre-hook, after the sync) are all of them after
+        # a month's load: summarise those once, so that each day's export reads its own blocks.
+        prepare=sql.SQL("select brin_summarize_new_values('raw.events_partition_date_brin'::regclass)"),
     ),
     LakeTable("catalog_metrics"),
     # The loader swaps a billing period's line items and records the delivery in the same
@@ -192,6 +200,8 @@ def sync(conninfo: str, lake_dir: Path, spark) -> dict[str, int]:
             root = lake_dir / table.name
             root.mkdir(parents=True, exist_ok=True)
             count = 0
+            if table.prepare is not None:
+                conn.execute(table.prepare)
             if table.partition:
                 wanted = {str(v): f for v, f in conn.execute(table.fingerprints).fetchall()}
                 for value, fingerprint in sorted(wanted.items()):
