@@ -202,6 +202,9 @@ def sync(conninfo: str, lake_dir: Path, spark) -> dict[str, int]:
             count = 0
             if table.prepare is not None:
                 conn.execute(table.prepare)
+                # Summarising holds a lock that a load's ANALYZE or autovacuum would wait for:
+                # released now, not at the end of the sync.
+                conn.commit()
             if table.partition:
                 wanted = {str(v): f for v, f in conn.execute(table.fingerprints).fetchall()}
                 for value, fingerprint in sorted(wanted.items()):
